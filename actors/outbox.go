@@ -1,0 +1,178 @@
+package actors
+
+import "sync"
+
+// Sink delivers frames to one client, in order. It runs on the client's
+// child actor, one call at a time; it may block (the client's outbox absorbs
+// what the store produces meanwhile). It must not modify or keep the frames
+// slice after it returns; the frames themselves are immutable and shared with
+// other clients, so it may keep those. A non-nil error means the client is
+// gone: its child stops and the store forgets the connection.
+type Sink func(frames [][]byte) error
+
+// frameKind says what an outbox may do with a queued frame.
+type frameKind uint8
+
+const (
+	// kindReliable frames (acknowledge, error, snapshot) are never dropped.
+	kindReliable frameKind = iota
+	// kindDroppable frames (server_message) are dropped when the outbox
+	// overflows; a snapshot replaces them.
+	kindDroppable
+)
+
+type queuedFrame struct {
+	data []byte
+	kind frameKind
+}
+
+// pushResult tells the store what a push did.
+type pushResult uint8
+
+const (
+	pushQueued    pushResult = iota // the frame is queued
+	pushScheduled                   // queued, and the child must be told to drain
+	pushDropped                     // dropped: the outbox is closed or overflowed
+	pushCutOff                      // even reliable frames exceed the limit: cut the client off
+)
+
+// outbox is a client's bounded queue of encoded frames. The store actor
+// pushes (never blocking); the client's child actor drains into the Sink.
+// It is bounded in bytes: when a push would exceed the limit, the queued
+// droppable frames are dropped, further droppable frames are dropped until
+// the store pushes a snapshot, and the child asks the store for that
+// snapshot once everything still queued has been written.
+type outbox struct {
+	limit int
+
+	mu sync.Mutex
+	// guarded by mu
+	queue      []queuedFrame
+	spare      []queuedFrame // the last drained batch, reused
+	bytes      int
+	scheduled  bool // the child has been told to drain and has not yet found the queue empty
+	overflowed bool // droppable frames are being dropped until a snapshot
+	resyncSent bool // the child asked the store for the snapshot
+	closed     bool
+}
+
+func newOutbox(limit int) *outbox {
+	return &outbox{limit: limit}
+}
+
+// push queues a frame.
+func (o *outbox) push(data []byte, kind frameKind) pushResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || (o.overflowed && kind == kindDroppable) {
+		return pushDropped
+	}
+	if o.bytes+len(data) > o.limit {
+		o.overflowLocked()
+		if kind == kindDroppable {
+			return o.schedule(pushDropped)
+		}
+		if o.bytes+len(data) > o.limit && o.bytes > 0 {
+			return pushCutOff
+		}
+	}
+	return o.append(data, kind)
+}
+
+// overflow drops the queued droppable frames and every later one until a
+// snapshot is pushed, as if the outbox had overflowed.
+func (o *outbox) overflow() pushResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return pushDropped
+	}
+	o.overflowLocked()
+	return o.schedule(pushDropped)
+}
+
+func (o *outbox) overflowLocked() {
+	o.dropDroppable()
+	o.overflowed = true
+}
+
+// schedule makes sure the child will drain (and so, after an overflow, ask
+// for its snapshot): it returns pushScheduled when the child must be told.
+func (o *outbox) schedule(otherwise pushResult) pushResult {
+	if o.scheduled {
+		return otherwise
+	}
+	o.scheduled = true
+	return pushScheduled
+}
+
+// pushSnapshot queues a snapshot that ends an overflow: droppable frames
+// are accepted again after it.
+func (o *outbox) pushSnapshot(data []byte) pushResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return pushDropped
+	}
+	o.overflowed = false
+	o.resyncSent = false
+	return o.append(data, kindReliable)
+}
+
+func (o *outbox) append(data []byte, kind frameKind) pushResult {
+	o.queue = append(o.queue, queuedFrame{data: data, kind: kind})
+	o.bytes += len(data)
+	return o.schedule(pushQueued)
+}
+
+// dropDroppable removes the queued droppable frames. Caller holds mu.
+func (o *outbox) dropDroppable() {
+	kept := o.queue[:0]
+	bytes := 0
+	for _, f := range o.queue {
+		if f.kind != kindDroppable {
+			kept = append(kept, f)
+			bytes += len(f.data)
+		}
+	}
+	clear(o.queue[len(kept):])
+	o.queue = kept
+	o.bytes = bytes
+}
+
+// take returns everything queued, in order, and empties the queue. When the
+// queue is already empty it returns nil, clears scheduled (the next push
+// schedules a drain again) and reports whether the store must now be asked
+// for a snapshot (the outbox overflowed and everything before has been
+// written). The returned slice is valid until the next take.
+func (o *outbox) take(dst [][]byte) (frames [][]byte, needResync bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) == 0 || o.closed {
+		o.scheduled = false
+		if o.overflowed && !o.resyncSent && !o.closed {
+			o.resyncSent = true
+			return nil, true
+		}
+		return nil, false
+	}
+	for _, f := range o.queue {
+		dst = append(dst, f.data)
+	}
+	batch := o.queue
+	o.queue = o.spare[:0]
+	clear(batch)
+	o.spare = batch
+	o.bytes = 0
+	return dst, false
+}
+
+// close drops what is queued and refuses further frames.
+func (o *outbox) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	o.queue = nil
+	o.spare = nil
+	o.bytes = 0
+}
