@@ -14,11 +14,17 @@ type Sink func(frames [][]byte) error
 type frameKind uint8
 
 const (
-	// kindReliable frames (acknowledge, error, snapshot) are never dropped.
+	// kindReliable frames (errors, snapshots, acknowledgements of messages
+	// without an id) are never dropped.
 	kindReliable frameKind = iota
 	// kindDroppable frames (server_message) are dropped when the outbox
 	// overflows; a snapshot replaces them.
 	kindDroppable
+	// kindAck frames acknowledge a message with an id. A client's messages
+	// are handled in id order, so an acknowledgement of id N also tells
+	// that every earlier id was handled: once the outbox has overflowed,
+	// only the newest queued one is kept.
+	kindAck
 )
 
 type queuedFrame struct {
@@ -38,10 +44,13 @@ const (
 
 // outbox is a client's bounded queue of encoded frames. The store actor
 // pushes (never blocking); the client's child actor drains into the Sink.
-// It is bounded in bytes: when a push would exceed the limit, the queued
-// droppable frames are dropped, further droppable frames are dropped until
-// the store pushes a snapshot, and the child asks the store for that
-// snapshot once everything still queued has been written.
+// It is bounded in bytes: when a push would exceed the limit, the outbox
+// overflows: the queued server messages are dropped and the queued
+// acknowledgements collapse into the newest one, and so do later ones until
+// the store pushes a snapshot, which the child asks for once everything
+// still queued has been written. Only when the frames that cannot be dropped
+// (errors, acknowledgements without an id) alone exceed the limit is the
+// client cut off.
 type outbox struct {
 	limit int
 
@@ -67,14 +76,17 @@ func (o *outbox) push(data []byte, kind frameKind) pushResult {
 	if o.closed || (o.overflowed && kind == kindDroppable) {
 		return pushDropped
 	}
-	if o.bytes+len(data) > o.limit {
+	if !o.overflowed && o.bytes+len(data) > o.limit {
 		o.overflowLocked()
 		if kind == kindDroppable {
 			return o.schedule(pushDropped)
 		}
-		if o.bytes+len(data) > o.limit && o.bytes > 0 {
-			return pushCutOff
-		}
+	}
+	if o.overflowed && kind == kindAck {
+		o.dropKind(kindAck)
+	}
+	if o.bytes+len(data) > o.limit && o.bytes > 0 {
+		return pushCutOff
 	}
 	return o.append(data, kind)
 }
@@ -92,7 +104,24 @@ func (o *outbox) overflow() pushResult {
 }
 
 func (o *outbox) overflowLocked() {
-	o.dropDroppable()
+	newestAck := -1
+	for i, f := range o.queue {
+		if f.kind == kindAck {
+			newestAck = i
+		}
+	}
+	kept := o.queue[:0]
+	bytes := 0
+	for i, f := range o.queue {
+		if f.kind == kindDroppable || (f.kind == kindAck && i != newestAck) {
+			continue
+		}
+		kept = append(kept, f)
+		bytes += len(f.data)
+	}
+	clear(o.queue[len(kept):])
+	o.queue = kept
+	o.bytes = bytes
 	o.overflowed = true
 }
 
@@ -125,12 +154,12 @@ func (o *outbox) append(data []byte, kind frameKind) pushResult {
 	return o.schedule(pushQueued)
 }
 
-// dropDroppable removes the queued droppable frames. Caller holds mu.
-func (o *outbox) dropDroppable() {
+// dropKind removes the queued frames of one kind. Caller holds mu.
+func (o *outbox) dropKind(kind frameKind) {
 	kept := o.queue[:0]
 	bytes := 0
 	for _, f := range o.queue {
-		if f.kind != kindDroppable {
+		if f.kind != kind {
 			kept = append(kept, f)
 			bytes += len(f.data)
 		}

@@ -46,6 +46,17 @@ func TestOutbox(t *testing.T) {
 			{push: frame(200, 'a'), kind: kindDroppable, want: pushScheduled},
 			{take: true, resync: true},
 		}},
+		{"after an overflow only the newest acknowledgement with an id is kept", []step{
+			{push: frame(20, '1'), kind: kindAck, want: pushScheduled},
+			{push: frame(20, 'e'), kind: kindReliable, want: pushQueued},
+			{push: frame(20, '2'), kind: kindAck, want: pushQueued},
+			{push: frame(20, 'm'), kind: kindDroppable, want: pushQueued},
+			{push: frame(30, 'x'), kind: kindDroppable, want: pushDropped}, // overflow: m dropped, 1 implied by 2
+			{push: frame(20, '3'), kind: kindAck, want: pushQueued},        // replaces 2
+			{push: frame(20, '4'), kind: kindAck, want: pushQueued},        // replaces 3
+			{take: true, wantTake: [][]byte{frame(20, 'e'), frame(20, '4')}},
+			{take: true, resync: true},
+		}},
 		{"reliable frames alone over the limit cut the client off", []step{
 			{push: frame(60, 'a'), kind: kindReliable, want: pushScheduled},
 			{push: frame(60, 'b'), kind: kindReliable, want: pushCutOff},

@@ -315,7 +315,11 @@ func (s *storeActor[M, Msg]) apply(ctx actor.Context, c *client, clientID string
 		s.applied[clientID] = appliedID{id: f.ID, sequence: s.sequence}
 	}
 	if c != nil {
-		s.sendFrame(ctx, c, transport.Frame{Type: transport.TypeAcknowledge, Sequence: s.sequence, ID: f.ID}, kindReliable)
+		kind := kindReliable
+		if f.ID != 0 {
+			kind = kindAck // implies the acknowledgement of the client's earlier ids
+		}
+		s.sendFrame(ctx, c, transport.Frame{Type: transport.TypeAcknowledge, Sequence: s.sequence, ID: f.ID}, kind)
 	}
 	s.broadcast(ctx, clientID, msg)
 	s.runHooks(msg, clientID)

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is lilyd's configuration: every flag can also be set with the
+// environment variable LILY_<FLAG> (upper case, '-' as '_'); a flag given on
+// the command line wins over the environment.
+type config struct {
+	listen          string
+	logLevel        string
+	logFormat       string
+	allowedOrigins  string
+	readLimit       int64
+	writeTimeout    time.Duration
+	pingInterval    time.Duration
+	outboxBytes     int
+	shutdownTimeout time.Duration
+}
+
+// envName returns the environment variable of a flag: LILY_LISTEN for
+// -listen.
+func envName(flagName string) string {
+	return "LILY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags from args and the environment from getenv.
+func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("lilyd", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.listen, "listen", ":8080", "address to serve HTTP and WebSockets on")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed to connect (\"*\" for any); empty: same origin only")
+	fs.Int64Var(&c.readLimit, "read-limit", 1<<20, "largest frame a client may send, in bytes (larger: close 1009)")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "how long a socket may accept nothing before it is closed with 1013")
+	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "how often idle clients are pinged; silent for two intervals: closed")
+	fs.IntVar(&c.outboxBytes, "outbox-bytes", 1<<20, "bound of one client's queue of frames, in bytes (overflow: a fresh snapshot instead)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: lilyd [flags]\n\nEvery flag can also be set as an environment variable, e.g. -listen as %s.\n\n", envName("listen"))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("lilyd: unexpected arguments %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("lilyd: %s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	if _, err := c.level(); err != nil {
+		return err
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("lilyd: -log-format must be text or json, got %q", c.logFormat)
+	}
+	if c.readLimit <= 0 || c.outboxBytes <= 0 {
+		return errors.New("lilyd: -read-limit and -outbox-bytes must be positive")
+	}
+	if c.writeTimeout <= 0 || c.pingInterval <= 0 || c.shutdownTimeout <= 0 {
+		return errors.New("lilyd: -write-timeout, -ping-interval and -shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+func (c config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return l, fmt.Errorf("lilyd: -log-level must be debug, info, warn or error, got %q", c.logLevel)
+	}
+	return l, nil
+}
+
+func (c config) logger() *slog.Logger {
+	level, _ := c.level()
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func (c config) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c config) bool {
+			return c.listen == ":8080" && c.logLevel == "info" && c.logFormat == "text" && c.readLimit == 1<<20 && c.writeTimeout == 10*time.Second
+		}, ""},
+		{"flag", []string{"-listen", "127.0.0.1:9000"}, nil, func(c config) bool { return c.listen == "127.0.0.1:9000" }, ""},
+		{"environment", nil, map[string]string{"LILY_LISTEN": ":9001", "LILY_LOG_FORMAT": "json", "LILY_WRITE_TIMEOUT": "3s"}, func(c config) bool {
+			return c.listen == ":9001" && c.logFormat == "json" && c.writeTimeout == 3*time.Second
+		}, ""},
+		{"flag wins over environment", []string{"-listen=:1"}, map[string]string{"LILY_LISTEN": ":2"}, func(c config) bool { return c.listen == ":1" }, ""},
+		{"origins", []string{"-allowed-origins", " https://a.example , b.example,"}, nil, func(c config) bool {
+			o := c.origins()
+			return len(o) == 2 && o[0] == "https://a.example" && o[1] == "b.example"
+		}, ""},
+		{"bad level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
+		{"bad format", nil, map[string]string{"LILY_LOG_FORMAT": "xml"}, nil, "-log-format"},
+		{"bad env value", nil, map[string]string{"LILY_READ_LIMIT": "lots"}, nil, "LILY_READ_LIMIT"},
+		{"non-positive limit", []string{"-outbox-bytes", "0"}, nil, nil, "must be positive"},
+		{"stray argument", []string{"serve"}, nil, nil, "unexpected arguments"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := envName("allowed-origins"); got != "LILY_ALLOWED_ORIGINS" {
+		t.Fatalf("envName = %q", got)
+	}
+}

@@ -1,0 +1,106 @@
+// Command lilyd runs a lily node: stores of the demo kinds "counter" and
+// "todo", served over WebSockets at /ws/{kind}/{name}, with /healthz,
+// /readyz and /metrics. Run it with no arguments to serve on :8080; -help
+// lists the flags (each also read from a LILY_* environment variable).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/demo/counter"
+	"github.com/lily-go/lily/demo/todo"
+	"github.com/lily-go/lily/gateway"
+	"github.com/lily-go/lily/server"
+	"github.com/lily-go/lily/transport"
+)
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// demoKinds are the store kinds lilyd serves.
+func demoKinds() []actors.Kind {
+	return []actors.Kind{
+		actors.NewKind("counter", counter.Store(), transport.Automatic[counter.Counter, counter.Msg](counter.Variants...)),
+		actors.NewKind("todo", todo.Store(), transport.Automatic[todo.Model, todo.Msg](todo.Variants...)),
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully: it stops
+// accepting, closes every socket with 1001 and stops the stores.
+func run(ctx context.Context, cfg config) error {
+	logger := cfg.logger()
+	var registry *server.Registry
+	metrics := gateway.NewMetrics(func() int { return registry.Stores() })
+	registry, err := server.NewRegistry(server.Config{
+		OutboxBytes: cfg.outboxBytes,
+		Logger:      logger,
+		Observer:    metrics,
+		System:      server.NewActorSystem(logger.With(slog.String("component", "actors"))),
+	}, demoKinds()...)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(registry, gateway.Config{
+		ReadLimit:      cfg.readLimit,
+		WriteTimeout:   cfg.writeTimeout,
+		PingInterval:   cfg.pingInterval,
+		AllowedOrigins: cfg.origins(),
+		Metrics:        metrics,
+		Logger:         logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("lilyd: listen: %w", err)
+	}
+	httpServer := &http.Server{Handler: gw, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	logger.Info("lilyd serving", slog.String("addr", ln.Addr().String()), slog.String("kinds", "counter, todo"))
+
+	select {
+	case err := <-served:
+		registry.Stop()
+		return fmt.Errorf("lilyd: serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("lilyd shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := gw.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("connections did not all close in time", slog.Any("error", err))
+	}
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http server did not stop in time", slog.Any("error", err))
+	}
+	registry.Stop()
+	<-served
+	logger.Info("lilyd stopped")
+	return nil
+}
