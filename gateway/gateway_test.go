@@ -29,7 +29,7 @@ import (
 func TestClientsOfOneStoreConverge(t *testing.T) {
 	n := startNode(t, gateway.Config{}, server.Config{})
 	const clients, each = 20, 50
-	cs := make([]*wsClient, clients)
+	cs := make([]*testutil.WSClient, clients)
 	for i := range cs {
 		cs[i] = dial(t, n, fmt.Sprintf("/ws/counter/shared?client_id=c%d", i), nil)
 	}
@@ -37,14 +37,14 @@ func TestClientsOfOneStoreConverge(t *testing.T) {
 	for _, c := range cs {
 		wg.Go(func() {
 			for id := uint64(1); id <= each; id++ {
-				c.send(counter.Increment{}, id)
+				send(t, c, counter.Increment{}, id)
 			}
 		})
 	}
 	wg.Wait()
 	const total = clients * each
 	for i, c := range cs {
-		testutil.Eventually(t, func() bool { return checkGapFree(t, c.all()) == total }, "client %d did not reach sequence %d", i, total)
+		testutil.Eventually(t, func() bool { return testutil.CheckGapFree(t, c.Frames()) == total }, "client %d did not reach sequence %d", i, total)
 		if count, seq := counterAt(t, c); count != total || seq != total {
 			t.Fatalf("client %d: snapshot count %d at %d, want %d", i, count, seq, total)
 		}
@@ -57,15 +57,15 @@ func TestManyStoresConverge(t *testing.T) {
 	var wg sync.WaitGroup
 	for s := range stores {
 		wg.Go(func() {
-			cs := make([]*wsClient, clients)
+			cs := make([]*testutil.WSClient, clients)
 			for i := range cs {
 				cs[i] = dial(t, n, fmt.Sprintf("/ws/counter/store-%d?client_id=c%d", s, i), nil)
 			}
 			for i, c := range cs {
-				c.send(counter.Add{N: i + 1}, 1)
+				send(t, c, counter.Add{N: i + 1}, 1)
 			}
 			for _, c := range cs {
-				testutil.Eventually(t, func() bool { return checkGapFree(t, c.all()) == clients }, "store %d did not converge", s)
+				testutil.Eventually(t, func() bool { return testutil.CheckGapFree(t, c.Frames()) == clients }, "store %d did not converge", s)
 				if count, _ := counterAt(t, c); count != 15 {
 					t.Errorf("store %d: count %d, want 15", s, count)
 				}
@@ -82,14 +82,12 @@ func TestAnswersInTheClientsFrameTypeAndFormat(t *testing.T) {
 	n := startNode(t, gateway.Config{}, server.Config{})
 	c := dial(t, n, "/ws/counter/formats?client_id=alice", nil)
 	payload, _ := counterSerialiser.EncodeMessage(counter.Increment{}, transport.FormatMsgPack)
-	c.write(encode(t, transport.Frame{Type: transport.TypeClientMessage, Payload: payload, ID: 1}, transport.FormatMsgPack))
-	c.next()
-	c.send(counter.Increment{}, 2)
-	c.next()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.kinds[0] != websocket.BinaryMessage || c.kinds[1] != websocket.TextMessage {
-		t.Fatalf("frame types %v, want binary then text", c.kinds)
+	c.Write(encode(t, transport.Frame{Type: transport.TypeClientMessage, Payload: payload, ID: 1}, transport.FormatMsgPack))
+	c.Next()
+	send(t, c, counter.Increment{}, 2)
+	c.Next()
+	if types := c.MessageTypes(); types[0] != websocket.BinaryMessage || types[1] != websocket.TextMessage {
+		t.Fatalf("frame types %v, want binary then text", types)
 	}
 }
 
@@ -110,16 +108,16 @@ func TestBadInputGetsAnErrorAndChangesNothing(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, n, fmt.Sprintf("/ws/counter/bad-%d?client_id=alice", i), nil)
-			c.send(counter.Increment{}, 1)
-			c.nextOf(transport.TypeAcknowledge)
-			c.write(tc.data)
-			f := c.next()
+			send(t, c, counter.Increment{}, 1)
+			c.NextOf(transport.TypeAcknowledge)
+			c.Write(tc.data)
+			f := c.Next()
 			if f.Type != transport.TypeError || f.Code != tc.code {
 				t.Fatalf("got %+v, want an error frame %q", f, tc.code)
 			}
 			// Still connected, nothing changed.
-			c.send(counter.Increment{}, 2)
-			if ack := c.nextOf(transport.TypeAcknowledge); ack.Sequence != 2 {
+			send(t, c, counter.Increment{}, 2)
+			if ack := c.NextOf(transport.TypeAcknowledge); ack.Sequence != 2 {
 				t.Fatalf("next message got sequence %d, want 2", ack.Sequence)
 			}
 			if count, _ := counterAt(t, c); count != 2 {
@@ -133,8 +131,8 @@ func TestTooLargeFrameClosesWith1009(t *testing.T) {
 	n := startNode(t, gateway.Config{}, server.Config{})
 	c := dial(t, n, "/ws/counter/large?client_id=alice", nil)
 	big := append([]byte(`{"type":"client_message","payload":{"_":"Add","0":`), bytes.Repeat([]byte(" "), 2<<20)...)
-	_ = c.conn.WriteMessage(websocket.TextMessage, append(big, "1}}"...))
-	err := c.closed()
+	_ = c.Conn.WriteMessage(websocket.TextMessage, append(big, "1}}"...))
+	err := c.Closed()
 	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Fatalf("connection ended with %v, want close 1009", err)
 	}
@@ -265,9 +263,9 @@ func TestSlowReaderStaysConnectedAndCatchesUp(t *testing.T) {
 	writer := dial(t, n, "/ws/todo/slow?client_id=writer", nil)
 	const total = 20000
 	for id := uint64(1); id <= total; id++ {
-		writer.write(noOp(t, id))
+		writer.Write(noOp(t, id))
 	}
-	testutil.Eventually(t, func() bool { return lastAck(writer.all()) == total }, "the writer was not served in full")
+	testutil.Eventually(t, func() bool { return testutil.LastAck(writer.Frames()) == total }, "the writer was not served in full")
 	close(stopReading)
 	testutil.Eventually(t, func() bool {
 		slowMu.Lock()
@@ -286,7 +284,7 @@ func TestSlowReaderStaysConnectedAndCatchesUp(t *testing.T) {
 	if snapshots == 0 {
 		t.Fatalf("the slow reader got all %d frames without a snapshot: it never fell behind, the test proves nothing", len(frames))
 	}
-	checkGapFree(t, frames)
+	testutil.CheckGapFree(t, frames)
 	select {
 	case err := <-readerDone:
 		t.Fatalf("the slow reader was disconnected: %v", err)
@@ -420,20 +418,20 @@ func TestKeepAlive(t *testing.T) {
 	if got := metricValue(t, n.metrics, "lily_connections_open", ""); got != 1 {
 		t.Fatalf("%v connections open, want the one that answers pings", got)
 	}
-	alive.send(counter.Increment{}, 1)
-	alive.nextOf(transport.TypeAcknowledge)
+	send(t, alive, counter.Increment{}, 1)
+	alive.NextOf(transport.TypeAcknowledge)
 }
 
 func TestShutdownClosesWith1001(t *testing.T) {
 	n := startNode(t, gateway.Config{}, server.Config{})
-	cs := []*wsClient{dial(t, n, "/ws/counter/s?client_id=a", nil), dial(t, n, "/ws/todo/s?client_id=b", nil)}
+	cs := []*testutil.WSClient{dial(t, n, "/ws/counter/s?client_id=a", nil), dial(t, n, "/ws/todo/s?client_id=b", nil)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.gw.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if err := c.closed(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		if err := c.Closed(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 			t.Fatalf("closed with %v, want 1001", err)
 		}
 	}
@@ -470,10 +468,10 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 	n.gw.SetReady(true)
 
 	c := dial(t, n, "/ws/counter/m?client_id=a", nil)
-	c.send(counter.Increment{}, 1)
-	c.nextOf(transport.TypeAcknowledge)
-	c.write([]byte("junk"))
-	c.nextOf(transport.TypeError)
+	send(t, c, counter.Increment{}, 1)
+	c.NextOf(transport.TypeAcknowledge)
+	c.Write([]byte("junk"))
+	c.NextOf(transport.TypeError)
 	_, body := get("/metrics")
 	for _, want := range []string{
 		"lily_connections_open 1",

@@ -1,0 +1,112 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lily-go/lily/internal/testutil"
+)
+
+// lilyd is a running lilyd process.
+type lilyd struct {
+	tb   testing.TB
+	addr string // host:port it serves on
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // set before done is closed
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startLilyd starts lilyd on addr with extra flags and waits until it is
+// ready. The process is stopped (SIGTERM, then SIGKILL) when the test ends;
+// its log is printed if the test failed.
+func startLilyd(tb testing.TB, addr string, flags ...string) *lilyd {
+	tb.Helper()
+	n := &lilyd{tb: tb, addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
+	n.cmd = exec.Command(lilydBin, append([]string{"-listen", addr, "-log-level", "debug"}, flags...)...)
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	n.cmd.Env = append(os.Environ(), "LILY_LOG_FORMAT=text")
+	if err := n.cmd.Start(); err != nil {
+		tb.Fatalf("start lilyd: %v", err)
+	}
+	go func() {
+		n.err = n.cmd.Wait()
+		close(n.done)
+	}()
+	tb.Cleanup(func() {
+		n.stop()
+		if tb.Failed() {
+			tb.Logf("lilyd %s log:\n%s", addr, n.log.String())
+		}
+	})
+	testutil.Eventually(tb, func() bool {
+		select {
+		case <-n.done:
+			tb.Fatalf("lilyd exited before it was ready: %v\n%s", n.err, n.log.String())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "lilyd on %s never became ready", addr)
+	return n
+}
+
+// stop sends SIGTERM and waits for a graceful exit, then SIGKILL.
+func (n *lilyd) stop() {
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(15 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+func (n *lilyd) url(kind, name, clientID string) string {
+	return fmt.Sprintf("ws://%s/ws/%s/%s?client_id=%s", n.addr, kind, name, clientID)
+}
