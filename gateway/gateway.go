@@ -200,17 +200,25 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer g.handlers.Done()
-
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		g.handlers.Done()
 		return // the upgrader has answered
 	}
 	logger := g.cfg.Logger.With(slog.String("store", kind+"/"+name), slog.String("client_id", clientID))
 	if identity != "" {
 		logger = logger.With(slog.String("identity", identity))
 	}
-	c := newConn(ws, g.cfg, logger)
+	// The connection's reader runs on a goroutine of its own and this
+	// handler returns, so net/http's goroutine for the request (and the
+	// stack it grew parsing it) is gone while the connection idles.
+	go g.serveConn(newConn(ws, g.cfg, logger), kind, name, clientID)
+}
+
+// serveConn attaches a connection to its store and reads from it until it
+// ends. It is the connection's one goroutine.
+func (g *Gateway) serveConn(c *conn, kind, name, clientID string) {
+	defer g.handlers.Done()
 	if !g.register(c) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		return
@@ -221,7 +229,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	incoming, disconnect, err := g.resolver.Connect(ctx, kind, name, clientID, c.send)
 	cancel()
 	if err != nil {
-		logger.Warn("cannot attach the connection to its store", slog.Any("error", err))
+		c.logger.Warn("cannot attach the connection to its store", slog.Any("error", err))
 		if !g.resolver.HasKind(kind) {
 			c.closeWith(closeUnknownStore, "unknown store kind")
 		} else {
