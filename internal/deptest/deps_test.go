@@ -22,6 +22,7 @@ func TestForbiddenImports(t *testing.T) {
 		{"transport", []string{"github.com/asynkron/protoactor-go", module + "/actors", module + "/server"}, "frames and serialisers are shared with clients"},
 		{"messages", []string{module + "/actors", module + "/server", module + "/transport"}, "messages are the bottom of the stack"},
 		{"actors", []string{module + "/server", module + "/cluster", module + "/gateway"}, "arrows point down the layout"},
+		{"client", []string{module + "/server", module + "/actors", module + "/gateway", module + "/cluster", "github.com/asynkron/protoactor-go"}, "a client needs only the store and the protocol"},
 		{"gateway", []string{module + "/server", module + "/cluster", module + "/actors", "github.com/asynkron/protoactor-go"}, "the gateway reaches stores only through its Resolver"},
 	}
 	for _, r := range rules {
