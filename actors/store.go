@@ -145,7 +145,10 @@ type storeActor[M, Msg any] struct {
 	children map[string]*client   // by child actor id
 	applied  map[string]appliedID // last applied message id, by client id
 	hooks    []Hook[M, Msg]
-	snapshot [3][]byte // encoded snapshot frame by format; nil once stale
+
+	childProps *actor.Props // shared by every client actor
+	nextChild  *clientActor // what childProps produces next
+	snapshot   [3][]byte    // encoded snapshot frame by format; nil once stale
 }
 
 // Receive implements actor.Actor. It recovers from any panic so that the
@@ -207,6 +210,8 @@ func (s *storeActor[M, Msg]) start() {
 	s.children = make(map[string]*client)
 	s.applied = make(map[string]appliedID)
 	s.snapshot = [3][]byte{}
+	s.childProps = actor.PropsFromProducer(func() actor.Actor { return s.nextChild },
+		actor.WithMailbox(actor.UnboundedLockfree())) // idle clients hold no queue buffer
 }
 
 func newEpoch() string {
@@ -232,7 +237,12 @@ func (s *storeActor[M, Msg]) attach(ctx actor.Context, m *Attach) {
 		sink:         m.Sink,
 		logger:       s.logger,
 	}
-	c.pid = ctx.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return child }), "client")
+	// Spawning calls the producer synchronously, on this actor: it hands
+	// over nextChild. Children are never restarted (the supervisor stops
+	// them), so the producer runs once per child and one Props serves all.
+	s.nextChild = child
+	c.pid = ctx.SpawnPrefix(s.childProps, "client")
+	s.nextChild = nil
 	s.clients[c.id] = c
 	s.children[c.pid.Id] = c
 }

@@ -27,8 +27,9 @@ const closeWriteTimeout = time.Second
 type conn struct {
 	ws       *websocket.Conn
 	nc       net.Conn
-	cfg      Config
-	logger   *slog.Logger
+	cfg      *Config // shared by every connection of the gateway
+	store    string  // kind/name, for logs
+	clientID string
 	lastRead atomic.Int64 // unix nanoseconds of the last frame from the client
 	ping     *time.Timer
 
@@ -39,11 +40,11 @@ type conn struct {
 	bufs    net.Buffers
 }
 
-func newConn(ws *websocket.Conn, cfg Config, logger *slog.Logger) *conn {
-	c := &conn{ws: ws, nc: ws.NetConn(), cfg: cfg, logger: logger}
+func newConn(ws *websocket.Conn, cfg *Config, store, clientID string) *conn {
+	c := &conn{ws: ws, nc: ws.NetConn(), cfg: cfg, store: store, clientID: clientID}
 	if tcp, ok := c.nc.(*net.TCPConn); ok && cfg.SocketSendBuffer > 0 {
 		if err := tcp.SetWriteBuffer(cfg.SocketSendBuffer); err != nil {
-			logger.Warn("cannot set the socket send buffer", slog.Any("error", err))
+			c.logger().Warn("cannot set the socket send buffer", slog.Any("error", err))
 		}
 	}
 	c.lastRead.Store(time.Now().UnixNano())
@@ -77,7 +78,7 @@ func (c *conn) readLoop(incoming func([]byte)) {
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				// gorilla has sent the close frame (1009).
-				c.logger.Info("frame over the size limit; closing", slog.Int64("limit", c.cfg.ReadLimit))
+				c.logger().Info("frame over the size limit; closing", slog.Int64("limit", c.cfg.ReadLimit))
 				c.closeSocket(websocket.CloseMessageTooBig)
 			} else {
 				c.closeWith(websocket.CloseNormalClosure, "")
@@ -168,7 +169,7 @@ func (c *conn) writeControl(opcode int, payload []byte) {
 func (c *conn) failLocked(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.logger.Info("client accepted nothing for the write timeout; closing", slog.Duration("timeout", c.cfg.WriteTimeout))
+		c.logger().Info("client accepted nothing for the write timeout; closing", slog.Duration("timeout", c.cfg.WriteTimeout))
 		c.closeLocked(websocket.CloseTryAgainLater, "write timeout")
 		return
 	}
@@ -181,7 +182,7 @@ func (c *conn) keepAlive() {
 	silent := time.Since(time.Unix(0, c.lastRead.Load()))
 	if silent > 2*c.cfg.PingInterval {
 		// A peer that answers no ping reads no close frame either.
-		c.logger.Info("client silent for two ping intervals; dropping it", slog.Duration("silent", silent))
+		c.logger().Info("client silent for two ping intervals; dropping it", slog.Duration("silent", silent))
 		c.closeSocket(websocket.CloseAbnormalClosure)
 		return
 	}
@@ -230,4 +231,10 @@ func (c *conn) closeSocketLocked(code int) {
 	_ = c.nc.Close()
 	c.headers, c.bufs = nil, nil
 	c.cfg.Metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// logger returns the connection's logger. It is made when needed: an idle
+// connection keeps no logger of its own.
+func (c *conn) logger() *slog.Logger {
+	return c.cfg.Logger.With(slog.String("store", c.store), slog.String("client_id", c.clientID))
 }

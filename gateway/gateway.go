@@ -56,10 +56,10 @@ type Config struct {
 	AllowedOrigins []string
 	// Authenticate, when set, runs before the upgrade: an error refuses
 	// the request with 401, or 403 when it wraps ErrForbidden. The identity
-	// it returns is logged with the connection.
+	// it returns is logged (at debug level) when the connection opens.
 	Authenticate func(r *http.Request) (identity string, err error)
 	// ReadBufferSize is the read buffer of each connection, in bytes.
-	// Zero value means 1024 (a frame larger than it is read in several
+	// Zero value means 512 (a frame larger than it is read in several
 	// system calls; a small buffer keeps idle connections cheap).
 	ReadBufferSize int
 	// SocketSendBuffer, when positive, sets each socket's kernel send
@@ -85,7 +85,7 @@ func (c Config) withDefaults() Config {
 		c.PingInterval = 30 * time.Second
 	}
 	if c.ReadBufferSize <= 0 {
-		c.ReadBufferSize = 1024
+		c.ReadBufferSize = 512
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
@@ -205,14 +205,14 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		g.handlers.Done()
 		return // the upgrader has answered
 	}
-	logger := g.cfg.Logger.With(slog.String("store", kind+"/"+name), slog.String("client_id", clientID))
 	if identity != "" {
-		logger = logger.With(slog.String("identity", identity))
+		g.cfg.Logger.Debug("connection authenticated", slog.String("store", kind+"/"+name),
+			slog.String("client_id", clientID), slog.String("identity", identity))
 	}
 	// The connection's reader runs on a goroutine of its own and this
 	// handler returns, so net/http's goroutine for the request (and the
 	// stack it grew parsing it) is gone while the connection idles.
-	go g.serveConn(newConn(ws, g.cfg, logger), kind, name, clientID)
+	go g.serveConn(newConn(ws, &g.cfg, kind+"/"+name, clientID), kind, name, clientID)
 }
 
 // serveConn attaches a connection to its store and reads from it until it
@@ -229,7 +229,7 @@ func (g *Gateway) serveConn(c *conn, kind, name, clientID string) {
 	incoming, disconnect, err := g.resolver.Connect(ctx, kind, name, clientID, c.send)
 	cancel()
 	if err != nil {
-		c.logger.Warn("cannot attach the connection to its store", slog.Any("error", err))
+		c.logger().Warn("cannot attach the connection to its store", slog.Any("error", err))
 		if !g.resolver.HasKind(kind) {
 			c.closeWith(closeUnknownStore, "unknown store kind")
 		} else {

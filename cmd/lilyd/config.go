@@ -24,6 +24,7 @@ type config struct {
 	pingInterval    time.Duration
 	outboxBytes     int
 	shutdownTimeout time.Duration
+	pprofListen     string
 }
 
 // envName returns the environment variable of a flag: LILY_LISTEN for
@@ -46,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "how often idle clients are pinged; silent for two intervals: closed")
 	fs.IntVar(&c.outboxBytes, "outbox-bytes", 1<<20, "bound of one client's queue of frames, in bytes (overflow: a fresh snapshot instead)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&c.pprofListen, "pprof-listen", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lilyd [flags]\n\nEvery flag can also be set as an environment variable, e.g. -listen as %s.\n\n", envName("listen"))
 		fs.PrintDefaults()

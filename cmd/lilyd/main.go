@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -79,6 +80,13 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return fmt.Errorf("lilyd: listen: %w", err)
 	}
+	if cfg.pprofListen != "" {
+		stopProfiles, err := serveProfiles(cfg.pprofListen, logger)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 	httpServer := &http.Server{Handler: gw, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
@@ -103,4 +111,28 @@ func run(ctx context.Context, cfg config) error {
 	<-served
 	logger.Info("lilyd stopped")
 	return nil
+}
+
+// serveProfiles serves Go's runtime profiles (net/http/pprof) on addr, apart
+// from the public listener, and returns the function that stops it.
+func serveProfiles(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("lilyd: pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	logger.Info("profiles served", slog.String("addr", ln.Addr().String()))
+	return func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }
