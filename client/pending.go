@@ -106,7 +106,17 @@ func (s *FileStore) Load() (PendingState, error) {
 	default:
 		return PendingState{}, fmt.Errorf("client: pending store %s: unknown format %q", s.path, f.Format)
 	}
+	if st.ClientID != "" && !transport.ValidClientID(st.ClientID) {
+		return PendingState{}, fmt.Errorf("client: pending store %s: invalid client id %q", s.path, st.ClientID)
+	}
+	var last uint64
 	for i, m := range f.Pending {
+		// Ids are what makes a resend safe: they must be the increasing
+		// ids the client gave, all below the next one.
+		if m.ID <= last || m.ID >= f.NextID {
+			return PendingState{}, fmt.Errorf("client: pending store %s: message id %d out of order (after %d, next %d)", s.path, m.ID, last, f.NextID)
+		}
+		last = m.ID
 		st.Pending[i] = PendingMessage{ID: m.ID, Payload: m.Payload}
 	}
 	return st, nil
