@@ -285,11 +285,32 @@ func runConnectOnly(ctx context.Context, cfg config) (*connectResult, error) {
 // closing the sockets of those that do not answer within 3 seconds. It may
 // be called more than once.
 func closeIdle(conns []*idleConn, readers *sync.WaitGroup) {
+	sockets := make([]closingSocket, 0, len(conns))
 	for _, c := range conns {
-		if c == nil || c.closing.Swap(true) {
+		if c != nil {
+			sockets = append(sockets, closingSocket{c.ws, &c.closing})
+		}
+	}
+	closeGracefully(sockets, readers)
+}
+
+// closingSocket is a connection the bench closes itself: closing is set
+// once the close has been sent, so its reader takes the end as expected.
+type closingSocket struct {
+	ws      *websocket.Conn
+	closing *atomic.Bool
+}
+
+// closeGracefully sends a close frame (1000) on every socket not yet
+// closing and waits up to 3 seconds for the readers to finish; then it
+// closes the sockets, which ends any reader still waiting. It reports
+// whether every reader finished in time.
+func closeGracefully(sockets []closingSocket, readers *sync.WaitGroup) bool {
+	for _, s := range sockets {
+		if s.ws == nil || s.closing.Swap(true) {
 			continue
 		}
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -298,16 +319,19 @@ func closeIdle(conns []*idleConn, readers *sync.WaitGroup) {
 	}()
 	t := time.NewTimer(3 * time.Second)
 	defer t.Stop()
+	inTime := true
 	select {
 	case <-done:
 	case <-t.C:
+		inTime = false
 	}
-	for _, c := range conns {
-		if c != nil {
-			_ = c.ws.Close()
+	for _, s := range sockets {
+		if s.ws != nil {
+			_ = s.ws.Close()
 		}
 	}
 	<-done
+	return inTime
 }
 
 // printConnect writes the human table (unless jsonOnly) and the JSON line.

@@ -646,30 +646,13 @@ func (r *loadRun) finalResync() {
 // closing the sockets of those that do not finish in time. It may be
 // called more than once.
 func (r *loadRun) closeAll(readers *sync.WaitGroup) {
+	sockets := make([]closingSocket, 0, len(r.conns))
 	for _, c := range r.conns {
-		if c.ws == nil || c.closing.Swap(true) {
-			continue
-		}
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		sockets = append(sockets, closingSocket{c.ws, &c.closing})
 	}
-	done := make(chan struct{})
-	go func() {
-		readers.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(3 * time.Second)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	if !closeGracefully(sockets, readers) {
 		r.note("some connections did not answer the close within 3s; closing their sockets")
 	}
-	for _, c := range r.conns {
-		if c.ws != nil {
-			_ = c.ws.Close() // unblocks a reader still waiting
-		}
-	}
-	<-done
 }
 
 // sortedKeys returns the keys of m in order.
