@@ -310,6 +310,200 @@ func (x *Overflowed) GetConnectionId() uint64 {
 	return 0
 }
 
+// JournalRecord is one applied client message as a journal stores it.
+type JournalRecord struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	ClientId string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// message_id is the client's id of the message; 0 = none.
+	MessageId uint64 `protobuf:"varint,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// payload is the message, encoded by the store's serialiser.
+	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalRecord) Reset() {
+	*x = JournalRecord{}
+	mi := &file_messages_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalRecord) ProtoMessage() {}
+
+func (x *JournalRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
+func (*JournalRecord) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *JournalRecord) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *JournalRecord) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetMessageId() uint64 {
+	if x != nil {
+		return x.MessageId
+	}
+	return 0
+}
+
+func (x *JournalRecord) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// AppliedID is the last message applied for one client id.
+type AppliedID struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	MessageId     uint64                 `protobuf:"varint,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Sequence      uint64                 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedID) Reset() {
+	*x = AppliedID{}
+	mi := &file_messages_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedID) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedID) ProtoMessage() {}
+
+func (x *AppliedID) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedID.ProtoReflect.Descriptor instead.
+func (*AppliedID) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppliedID) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AppliedID) GetMessageId() uint64 {
+	if x != nil {
+		return x.MessageId
+	}
+	return 0
+}
+
+func (x *AppliedID) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// JournalSnapshot is a store's model after a sequence, with the last
+// applied message of every client id, as a journal stores it.
+type JournalSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Model         []byte                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Applied       []*AppliedID           `protobuf:"bytes,3,rep,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalSnapshot) Reset() {
+	*x = JournalSnapshot{}
+	mi := &file_messages_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalSnapshot) ProtoMessage() {}
+
+func (x *JournalSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalSnapshot.ProtoReflect.Descriptor instead.
+func (*JournalSnapshot) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *JournalSnapshot) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *JournalSnapshot) GetModel() []byte {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *JournalSnapshot) GetApplied() []*AppliedID {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
 var File_messages_proto protoreflect.FileDescriptor
 
 const file_messages_proto_rawDesc = "" +
@@ -334,7 +528,22 @@ const file_messages_proto_rawDesc = "" +
 	"\n" +
 	"Overflowed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\x04R\fconnectionIdB\"Z github.com/lily-go/lily/messagesb\x06proto3"
+	"\rconnection_id\x18\x02 \x01(\x04R\fconnectionId\"\x81\x01\n" +
+	"\rJournalRecord\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\x04R\tmessageId\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\"c\n" +
+	"\tAppliedID\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\x04R\tmessageId\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\"w\n" +
+	"\x0fJournalSnapshot\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\fR\x05model\x122\n" +
+	"\aapplied\x18\x03 \x03(\v2\x18.lily.messages.AppliedIDR\aappliedB\"Z github.com/lily-go/lily/messagesb\x06proto3"
 
 var (
 	file_messages_proto_rawDescOnce sync.Once
@@ -348,22 +557,26 @@ func file_messages_proto_rawDescGZIP() []byte {
 	return file_messages_proto_rawDescData
 }
 
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_messages_proto_goTypes = []any{
-	(*ClientFrame)(nil), // 0: lily.messages.ClientFrame
-	(*Connect)(nil),     // 1: lily.messages.Connect
-	(*Disconnect)(nil),  // 2: lily.messages.Disconnect
-	(*Deliver)(nil),     // 3: lily.messages.Deliver
-	(*Overflowed)(nil),  // 4: lily.messages.Overflowed
-	(*actor.PID)(nil),   // 5: actor.PID
+	(*ClientFrame)(nil),     // 0: lily.messages.ClientFrame
+	(*Connect)(nil),         // 1: lily.messages.Connect
+	(*Disconnect)(nil),      // 2: lily.messages.Disconnect
+	(*Deliver)(nil),         // 3: lily.messages.Deliver
+	(*Overflowed)(nil),      // 4: lily.messages.Overflowed
+	(*JournalRecord)(nil),   // 5: lily.messages.JournalRecord
+	(*AppliedID)(nil),       // 6: lily.messages.AppliedID
+	(*JournalSnapshot)(nil), // 7: lily.messages.JournalSnapshot
+	(*actor.PID)(nil),       // 8: actor.PID
 }
 var file_messages_proto_depIdxs = []int32{
-	5, // 0: lily.messages.Connect.connection:type_name -> actor.PID
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	8, // 0: lily.messages.Connect.connection:type_name -> actor.PID
+	6, // 1: lily.messages.JournalSnapshot.applied:type_name -> lily.messages.AppliedID
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_messages_proto_init() }
@@ -377,7 +590,7 @@ func file_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,6 +21,7 @@ func TestForbiddenImports(t *testing.T) {
 		{"store", []string{"github.com/asynkron/protoactor-go", module + "/transport"}, "a store is a model and a function: no I/O, no actors"},
 		{"transport", []string{"github.com/asynkron/protoactor-go", module + "/actors", module + "/server"}, "frames and serialisers are shared with clients"},
 		{"messages", []string{module + "/actors", module + "/server", module + "/transport"}, "messages are the bottom of the stack"},
+		{"journal", []string{module + "/actors", module + "/server", module + "/transport"}, "a journal stores bytes; it knows no store actor and no serialiser"},
 		{"actors", []string{module + "/server", module + "/cluster", module + "/gateway"}, "arrows point down the layout"},
 		{"client", []string{module + "/server", module + "/actors", module + "/gateway", module + "/cluster", "github.com/asynkron/protoactor-go"}, "a client needs only the store and the protocol"},
 		{"gateway", []string{module + "/server", module + "/cluster", module + "/actors", "github.com/asynkron/protoactor-go"}, "the gateway reaches stores only through its Resolver"},
