@@ -30,10 +30,13 @@ type clientActor struct {
 func (c *clientActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case drainOutbox:
-		frames, needResync := c.out.take(c.batch[:0])
+		frames, next := c.out.take(c.batch[:0])
 		if frames == nil {
-			if needResync {
+			switch next {
+			case drainResync:
 				ctx.Send(ctx.Parent(), &messages.Overflowed{ClientId: c.clientID, ConnectionId: c.connectionID})
+			case drainFinish:
+				ctx.Stop(ctx.Self()) // Stopped tells the connection
 			}
 			return
 		}
@@ -43,11 +46,15 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		if err != nil {
 			c.logger.Info("client connection failed; detaching it",
 				slog.String("client_id", c.clientID), slog.Any("error", err))
+			c.out.close(false)
 			ctx.Stop(ctx.Self())
 			return
 		}
 		ctx.Send(ctx.Self(), drainOutbox{})
 	case *actor.Stopped:
-		c.out.close()
+		if c.out.lettingGo() {
+			_ = c.sink(nil) // the store let the connection go
+		}
+		c.out.close(false)
 	}
 }

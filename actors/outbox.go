@@ -8,6 +8,10 @@ import "sync"
 // slice after it returns; the frames themselves are immutable and shared with
 // other clients, so it may keep those. A non-nil error means the client is
 // gone: its child stops and the store forgets the connection.
+//
+// A call with nil frames tells the connection that the store let it go (the
+// store stopped, restarts, cannot serve, or cut the client off): the
+// connection should close so that its client reconnects and resyncs.
 type Sink func(frames [][]byte) error
 
 // frameKind says what an outbox may do with a queued frame.
@@ -62,7 +66,9 @@ type outbox struct {
 	scheduled  bool // the child has been told to drain and has not yet found the queue empty
 	overflowed bool // droppable frames are being dropped until a snapshot
 	resyncSent bool // the child asked the store for the snapshot
+	finishing  bool // once drained, the connection is let go
 	closed     bool
+	letGo      bool // closed by the store, not by the connection: tell the connection
 }
 
 func newOutbox(limit int) *outbox {
@@ -73,7 +79,7 @@ func newOutbox(limit int) *outbox {
 func (o *outbox) push(data []byte, kind frameKind) pushResult {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed || (o.overflowed && kind == kindDroppable) {
+	if o.closed || o.finishing || (o.overflowed && kind == kindDroppable) {
 		return pushDropped
 	}
 	if !o.overflowed && o.bytes+len(data) > o.limit {
@@ -169,21 +175,35 @@ func (o *outbox) dropKind(kind frameKind) {
 	o.bytes = bytes
 }
 
+// drainAction tells the child what to do once its outbox is empty.
+type drainAction uint8
+
+const (
+	drainIdle   drainAction = iota // nothing: wait for the next push
+	drainResync                    // ask the store for a snapshot (after an overflow)
+	drainFinish                    // let the connection go and stop (after finish)
+)
+
 // take returns everything queued, in order, and empties the queue. When the
 // queue is already empty it returns nil, clears scheduled (the next push
-// schedules a drain again) and reports whether the store must now be asked
-// for a snapshot (the outbox overflowed and everything before has been
-// written). The returned slice is valid until the next take.
-func (o *outbox) take(dst [][]byte) (frames [][]byte, needResync bool) {
+// schedules a drain again) and says what the child must do next. The
+// returned slice is valid until the next take.
+func (o *outbox) take(dst [][]byte) (frames [][]byte, next drainAction) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) == 0 || o.closed {
 		o.scheduled = false
-		if o.overflowed && !o.resyncSent && !o.closed {
+		switch {
+		case o.closed:
+			return nil, drainIdle
+		case o.finishing:
+			o.closed, o.letGo = true, true
+			return nil, drainFinish
+		case o.overflowed && !o.resyncSent:
 			o.resyncSent = true
-			return nil, true
+			return nil, drainResync
 		}
-		return nil, false
+		return nil, drainIdle
 	}
 	for _, f := range o.queue {
 		dst = append(dst, f.data)
@@ -193,13 +213,38 @@ func (o *outbox) take(dst [][]byte) (frames [][]byte, needResync bool) {
 	clear(batch)
 	o.spare = batch
 	o.bytes = 0
-	return dst, false
+	return dst, drainIdle
 }
 
-// close drops what is queued and refuses further frames.
-func (o *outbox) close() {
+// finish refuses further frames and, once what is queued has been
+// written, has the child let the connection go. It reports whether the
+// child must be told to drain.
+func (o *outbox) finish() pushResult {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return pushDropped
+	}
+	o.finishing = true
+	return o.schedule(pushQueued)
+}
+
+// lettingGo reports whether the store closed the outbox to let the
+// connection go.
+func (o *outbox) lettingGo() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.letGo
+}
+
+// close drops what is queued and refuses further frames. letGo says the
+// store dropped the connection (rather than the connection leaving).
+func (o *outbox) close(letGo bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
+		o.letGo = letGo
+	}
 	o.closed = true
 	o.queue = nil
 	o.spare = nil

@@ -68,7 +68,8 @@ func TestOutbox(t *testing.T) {
 			for i, s := range tc.steps {
 				switch {
 				case s.take:
-					got, resync := o.take(nil)
+					got, next := o.take(nil)
+					resync := next == drainResync
 					if len(got) != len(s.wantTake) || resync != s.resync {
 						t.Fatalf("step %d: take gave %d frames, resync %v; want %d, %v", i, len(got), resync, len(s.wantTake), s.resync)
 					}
@@ -94,14 +95,31 @@ func TestOutbox(t *testing.T) {
 func TestClosedOutboxDropsEverything(t *testing.T) {
 	o := newOutbox(100)
 	o.push(frame(10, 'a'), kindReliable)
-	o.close()
+	o.close(false)
 	if got := o.push(frame(10, 'b'), kindReliable); got != pushDropped {
 		t.Fatalf("push after close = %v", got)
 	}
 	if got := o.pushSnapshot(frame(10, 'c')); got != pushDropped {
 		t.Fatalf("pushSnapshot after close = %v", got)
 	}
-	if got, resync := o.take(nil); got != nil || resync {
-		t.Fatalf("take after close = %q, %v", got, resync)
+	if got, next := o.take(nil); got != nil || next != drainIdle {
+		t.Fatalf("take after close = %q, %v", got, next)
+	}
+}
+
+func TestFinishLetsGoOnceDrained(t *testing.T) {
+	o := newOutbox(100)
+	o.push(frame(10, 'e'), kindReliable)
+	if got := o.finish(); got != pushQueued {
+		t.Fatalf("finish = %v, want the drain already scheduled", got)
+	}
+	if got := o.push(frame(10, 'x'), kindReliable); got != pushDropped {
+		t.Fatalf("push after finish = %v", got)
+	}
+	if got, next := o.take(nil); len(got) != 1 || next != drainIdle {
+		t.Fatalf("first take = %q, %v", got, next)
+	}
+	if got, next := o.take(nil); got != nil || next != drainFinish || !o.lettingGo() {
+		t.Fatalf("second take = %q, %v, letting go %v", got, next, o.lettingGo())
 	}
 }

@@ -4,31 +4,56 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/lily-go/lily/journal"
 	"github.com/lily-go/lily/messages"
 	"github.com/lily-go/lily/store"
 	"github.com/lily-go/lily/transport"
 )
 
-// DefaultOutboxBytes is the default bound of one client's outbox.
-const DefaultOutboxBytes = 1 << 20
+// Defaults of Config.
+const (
+	DefaultOutboxBytes   = 1 << 20
+	DefaultSnapshotEvery = 1000
+	DefaultRetention     = 10000
+)
 
-// Config configures a store actor. The zero value works.
+// Config configures a store actor. The zero value works: an in-memory store
+// that never passivates.
 type Config struct {
-	// Name names the store in logs. Zero value: "".
+	// Name names the store in logs and in its journal. Zero value: "".
 	Name string
 	// OutboxBytes bounds the encoded frames queued for one client, in bytes.
 	// Zero value means DefaultOutboxBytes (1 MiB).
 	OutboxBytes int
-	// Epoch names the store's history (PROTOCOL.md). Zero value: a new
-	// random epoch each time the actor starts, as for an in-memory store.
+	// Journal, when set, persists the store: it loads from it when it
+	// starts and acknowledges a message only once the journal holds it.
+	// Nil: the store lives in memory only.
+	Journal journal.Journal
+	// SnapshotEvery is how many messages a journaled store applies between
+	// snapshots. Zero value means DefaultSnapshotEvery (1,000).
+	SnapshotEvery uint64
+	// Retention is how many messages a journaled store keeps behind its
+	// latest snapshot for delta resyncs. Zero value means DefaultRetention
+	// (10,000).
+	Retention uint64
+	// PassivateAfter, when positive, stops the store after it has had no
+	// client and no message for that long (a journaled store snapshots
+	// first). Zero value: never.
+	PassivateAfter time.Duration
+	// Passivate, when set, is asked before the store passivates; false
+	// keeps it running (a registry says false when a connection is on its
+	// way).
+	Passivate func() bool
+	// Epoch names the history of a store without a journal (PROTOCOL.md).
+	// Zero value: a new random epoch each time the actor starts. A
+	// journaled store takes its epoch from the journal.
 	Epoch string
 	// Logger receives the store's logs. Nil discards them.
 	Logger *slog.Logger
@@ -55,6 +80,12 @@ func (c Config) withDefaults() Config {
 	if c.OutboxBytes <= 0 {
 		c.OutboxBytes = DefaultOutboxBytes
 	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,8 +106,8 @@ type Attach struct {
 
 // Hook is an on-message hook: it gets the applied message, the model after
 // it and the sender's client id. It runs on the store's actor, one call at a
-// time, in sequence order, and must not block; a panic in it is logged and
-// the store keeps serving.
+// time, in sequence order, once the message is durable, and must not block;
+// a panic in it is logged and the store keeps serving.
 type Hook[M, Msg any] func(msg Msg, model M, clientID string)
 
 // AddHook adds a hook to a store actor; hooks run in the order added.
@@ -85,12 +116,14 @@ type AddHook[M, Msg any] struct{ Hook Hook[M, Msg] }
 // GetState asks a store actor for its state; it responds with a State.
 type GetState struct{}
 
-// State is a store actor's model, the sequence of the last applied message
-// and its epoch.
+// State is a store actor's acknowledged model, the sequence of the last
+// acknowledged message and its epoch; Err is set when the store cannot serve
+// (its journal could not be loaded).
 type State[M any] struct {
 	Model    M
 	Sequence uint64
 	Epoch    string
+	Err      error
 }
 
 // StoreProps returns the props of a store actor running st, encoding with
@@ -106,8 +139,9 @@ func StoreProps[M, Msg any](st store.Store[M, Msg], ser transport.Serialiser[M, 
 		return actor.StopDirective
 	})
 	waiting := &backlog{}
+	hooks := &hookList[M, Msg]{} // kept across restarts
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &storeActor[M, Msg]{st: st, ser: ser, cfg: cfg, logger: logger, backlog: waiting}
+		return &storeActor[M, Msg]{st: st, ser: ser, cfg: cfg, logger: logger, backlog: waiting, hooks: hooks}
 	}, actor.WithSupervisor(supervisor), actor.WithMailbox(actor.Unbounded(waiting)))
 }
 
@@ -119,13 +153,15 @@ type client struct {
 	format       transport.Format
 }
 
-type appliedID struct {
-	id       uint64
-	sequence uint64
-}
-
 // storeActor applies a store's messages one at a time. All its fields are
-// owned by the actor: no locks.
+// owned by the actor (no locks), but for writes, which its writer goroutine
+// reports back as messages.
+//
+// A message is applied at once (model, sequence) but held: its
+// acknowledgement, broadcast and hooks wait until the journal holds it
+// (group commit: the messages that arrive while one write is in flight go
+// in the next). "durable" is what has been released; snapshots and resyncs
+// only ever show durable state.
 type storeActor[M, Msg any] struct {
 	st      store.Store[M, Msg]
 	ser     transport.Serialiser[M, Msg]
@@ -138,24 +174,58 @@ type storeActor[M, Msg any] struct {
 	kicks   []*client
 	handled int
 
-	model    M
-	sequence uint64
+	model    M                          // with every applied message
+	sequence uint64                     // of the last applied message
+	applied  map[string]journal.Applied // last applied message, by client id
 	epoch    string
-	clients  map[string]*client   // by client id
-	children map[string]*client   // by child actor id
-	applied  map[string]appliedID // last applied message id, by client id
-	hooks    []Hook[M, Msg]
+	failed   error // the store could not load: it serves nothing
+
+	held           []held[M, Msg]             // applied, not yet released
+	durableModel   M                          // after the last released message
+	durableSeq     uint64                     // of the last released message
+	durableApplied map[string]journal.Applied // last released message, by client id
+
+	batch       []journal.Record // applied, to be written
+	writing     bool             // a write is in flight
+	writes      sync.WaitGroup   // the writer goroutine
+	snapshotSeq uint64           // of the latest snapshot written or being written
+	snapshotDue bool             // a snapshot goes with the next write
+
+	clients  map[string]*client // by client id
+	children map[string]*client // by child actor id
+	hooks    *hookList[M, Msg]
 
 	childProps *actor.Props // shared by every client actor
 	nextChild  *clientActor // what childProps produces next
 	snapshot   [3][]byte    // encoded snapshot frame by format; nil once stale
 }
 
-// Receive implements actor.Actor. It recovers from any panic so that the
-// store's state is never reset by a restart; the message is then dropped.
+// hookList holds a store's hooks, shared by the actor's incarnations (it
+// is only touched on the actor, one incarnation at a time).
+type hookList[M, Msg any] struct{ list []Hook[M, Msg] }
+
+// held is a message applied but not yet released, or an acknowledgement
+// of an earlier message waiting for it to be durable.
+type held[M, Msg any] struct {
+	sequence uint64 // released once the journal holds this sequence
+	clientID string
+	id       uint64 // the client's message id
+	msg      Msg
+	model    M    // after msg
+	reack    bool // only acknowledge id again, with ackSeq
+	ackSeq   uint64
+}
+
+// Receive implements actor.Actor. Without a journal it recovers from any
+// panic, so that a restart never resets the model; with one, a panic
+// restarts the actor, which reloads from the journal.
 func (s *storeActor[M, Msg]) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
+			if s.cfg.Journal != nil {
+				s.logger.Error("store: internal fault; restarting from the journal", slog.Any("panic", r))
+				panic(r)
+			}
 			s.logger.Error("store: internal fault; message dropped",
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 		}
@@ -166,52 +236,58 @@ func (s *storeActor[M, Msg]) Receive(ctx actor.Context) {
 	}()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		s.start()
+		s.start(ctx)
 	case *messages.ClientFrame:
 		s.handleFrame(ctx, m.ClientId, m.Data)
 	case *Attach:
 		s.attach(ctx, m)
 	case *messages.Disconnect:
 		if c := s.clients[m.ClientId]; c != nil && (m.ConnectionId == 0 || m.ConnectionId == c.connectionID) {
-			s.detach(ctx, c)
+			s.detach(ctx, c, false)
 		}
 	case *messages.Overflowed:
 		if c := s.clients[m.ClientId]; c != nil && (m.ConnectionId == 0 || m.ConnectionId == c.connectionID) {
-			s.resend(ctx, c)
+			s.resend(c)
 		}
+	case *writeDone:
+		s.written(ctx, m)
+	case *actor.ReceiveTimeout:
+		s.idle(ctx)
 	case *actor.Terminated:
 		if c := s.children[m.Who.Id]; c != nil {
 			s.forget(c)
 		}
 	case *AddHook[M, Msg]:
 		if m.Hook != nil {
-			s.hooks = append(s.hooks, m.Hook)
+			s.hooks.list = append(s.hooks.list, m.Hook)
 		}
 	case *GetState:
-		ctx.Respond(&State[M]{Model: s.model, Sequence: s.sequence, Epoch: s.epoch})
+		ctx.Respond(&State[M]{Model: s.durableModel, Sequence: s.durableSeq, Epoch: s.epoch, Err: s.failed})
+	case *actor.Restarting:
+		s.letGoOfClients()
+		s.writes.Wait()     // the next incarnation loads what this one wrote
+		s.backlog.n.Add(-1) // the message that failed was counted in, never out
 	case *actor.Stopped:
-		for _, c := range s.clients {
-			c.out.close()
-		}
+		s.letGoOfClients()
+		s.writes.Wait()
 		if s.cfg.OnStop != nil {
 			s.cfg.OnStop()
 		}
 	}
 }
 
-func (s *storeActor[M, Msg]) start() {
-	s.model = s.st.Initial()
-	s.sequence = 0
-	s.epoch = s.cfg.Epoch
-	if s.epoch == "" {
-		s.epoch = newEpoch()
-	}
+func (s *storeActor[M, Msg]) start(ctx actor.Context) {
 	s.clients = make(map[string]*client)
 	s.children = make(map[string]*client)
-	s.applied = make(map[string]appliedID)
-	s.snapshot = [3][]byte{}
 	s.childProps = actor.PropsFromProducer(func() actor.Actor { return s.nextChild },
 		actor.WithMailbox(actor.UnboundedLockfree())) // idle clients hold no queue buffer
+	if s.cfg.PassivateAfter > 0 {
+		ctx.SetReceiveTimeout(s.cfg.PassivateAfter)
+	}
+	if err := s.load(); err != nil {
+		s.failed = err
+		s.logger.Error("store: cannot load; it refuses every client until it passivates", slog.Any("error", err))
+	}
 }
 
 func newEpoch() string {
@@ -222,7 +298,7 @@ func newEpoch() string {
 
 func (s *storeActor[M, Msg]) attach(ctx actor.Context, m *Attach) {
 	if old := s.clients[m.ClientID]; old != nil {
-		s.detach(ctx, old)
+		s.detach(ctx, old, true)
 	}
 	c := &client{
 		id:           m.ClientID,
@@ -245,248 +321,39 @@ func (s *storeActor[M, Msg]) attach(ctx actor.Context, m *Attach) {
 	s.nextChild = nil
 	s.clients[c.id] = c
 	s.children[c.pid.Id] = c
+	if s.failed != nil {
+		s.sendError(ctx, c, transport.Errorf(transport.CodeInternal, "store %s is unavailable: %v", s.cfg.Name, s.failed), 0)
+		if c.out.finish() == pushScheduled {
+			s.kicks = append(s.kicks, c)
+		}
+	}
 }
 
-// detach stops a client's child and forgets the client.
-func (s *storeActor[M, Msg]) detach(ctx actor.Context, c *client) {
-	c.out.close()
+// detach stops a client's child and forgets the client. letGo tells the
+// connection that the store dropped it (its Sink gets nil, and a gateway
+// closes the socket so that the client reconnects); a client that asked to
+// leave is not told.
+func (s *storeActor[M, Msg]) detach(ctx actor.Context, c *client, letGo bool) {
+	c.out.close(letGo)
 	ctx.Stop(c.pid)
 	s.forget(c)
 }
 
 func (s *storeActor[M, Msg]) forget(c *client) {
-	c.out.close()
 	delete(s.children, c.pid.Id)
 	if s.clients[c.id] == c {
 		delete(s.clients, c.id)
 	}
 }
 
-func (s *storeActor[M, Msg]) handleFrame(ctx actor.Context, clientID string, data []byte) {
-	format := transport.DetectFormat(data)
-	c := s.clients[clientID]
-	if c != nil {
-		c.format = format
-	}
-	f, err := transport.Decode(data, format)
-	if err != nil {
-		s.sendError(ctx, c, err, 0)
-		return
-	}
-	switch f.Type {
-	case transport.TypeClientMessage:
-		if s.cfg.Observer != nil {
-			start := time.Now()
-			defer func() { s.cfg.Observer.ObserveApply(time.Since(start)) }()
-		}
-		s.apply(ctx, c, clientID, f, format)
-	case transport.TypeResync:
-		// An in-memory store keeps no history, so every resync gets a
-		// snapshot (PROTOCOL.md allows it for a delta request too).
-		if c != nil {
-			s.push(ctx, c, s.snapshotFrame(c.format), kindReliable)
-		}
-	default:
-		s.sendError(ctx, c, transport.Errorf(transport.CodeBadFrame, "a client may not send %q frames", f.Type), 0)
+// letGoOfClients closes every client's outbox telling the connection that
+// the store let it go; the client actors stop with the store.
+func (s *storeActor[M, Msg]) letGoOfClients() {
+	for _, c := range s.clients {
+		c.out.close(true)
 	}
 }
 
-func (s *storeActor[M, Msg]) apply(ctx actor.Context, c *client, clientID string, f transport.Frame, format transport.Format) {
-	if f.ID != 0 {
-		if last, ok := s.applied[clientID]; ok && f.ID <= last.id {
-			// Already applied: acknowledge again, apply nothing.
-			seq := uint64(0)
-			if f.ID == last.id {
-				seq = last.sequence
-			}
-			s.sendFrame(ctx, c, transport.Frame{Type: transport.TypeAcknowledge, Sequence: seq, ID: f.ID}, kindReliable)
-			return
-		}
-	}
-	msg, err := s.decodeMessage(f.Payload, format)
-	if err != nil {
-		s.sendError(ctx, c, err, f.ID)
-		return
-	}
-	next, err := s.st.Apply(s.model, msg)
-	if err != nil {
-		s.logger.Warn("message rejected", slog.String("client_id", clientID), slog.Any("error", err))
-		var pe *store.PanicError
-		if errors.As(err, &pe) && s.logger.Enabled(context.Background(), slog.LevelDebug) {
-			s.logger.Debug("update panic stack", slog.String("stack", string(pe.Stack)))
-		}
-		s.sendError(ctx, c, &transport.Error{Code: transport.CodeRejected, Reason: err.Error()}, f.ID)
-		return
-	}
-	s.model = next
-	s.sequence++
-	s.snapshot = [3][]byte{}
-	if f.ID != 0 {
-		s.applied[clientID] = appliedID{id: f.ID, sequence: s.sequence}
-	}
-	if c != nil {
-		kind := kindReliable
-		if f.ID != 0 {
-			kind = kindAck // implies the acknowledgement of the client's earlier ids
-		}
-		s.sendFrame(ctx, c, transport.Frame{Type: transport.TypeAcknowledge, Sequence: s.sequence, ID: f.ID}, kind)
-	}
-	s.broadcast(ctx, clientID, msg)
-	s.runHooks(msg, clientID)
-}
-
-// broadcast sends a server_message to every client but the sender, encoding
-// it once per envelope format in use.
-func (s *storeActor[M, Msg]) broadcast(ctx actor.Context, sender string, msg Msg) {
-	var frames [3][]byte
-	for id, c := range s.clients {
-		if id == sender {
-			continue
-		}
-		frame := frames[c.format]
-		if frame == nil {
-			payload, err := s.encodeMessage(msg, c.format)
-			if err == nil {
-				frame, err = transport.Encode(transport.Frame{Type: transport.TypeServerMessage, Sequence: s.sequence, Payload: payload}, c.format)
-			}
-			if err != nil {
-				s.logger.Error("cannot encode a server_message; the client will get a snapshot",
-					slog.String("format", c.format.String()), slog.Any("error", err))
-				if c.out.overflow() == pushScheduled {
-					s.kicks = append(s.kicks, c)
-				}
-				continue
-			}
-			frames[c.format] = frame
-		}
-		s.push(ctx, c, frame, kindDroppable)
-	}
-}
-
-func (s *storeActor[M, Msg]) runHooks(msg Msg, clientID string) {
-	for _, hook := range s.hooks {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					s.logger.Error("on-message hook panicked; the store keeps serving",
-						slog.String("client_id", clientID), slog.Uint64("seq", s.sequence), slog.Any("panic", r))
-				}
-			}()
-			hook(msg, s.model, clientID)
-		}()
-	}
-}
-
-// resend answers an outbox overflow with a fresh snapshot.
-func (s *storeActor[M, Msg]) resend(ctx actor.Context, c *client) {
-	frame := s.snapshotFrame(c.format)
-	if frame == nil {
-		return
-	}
-	if c.out.pushSnapshot(frame) == pushScheduled {
-		s.kicks = append(s.kicks, c)
-	}
-}
-
-// snapshotFrame returns the encoded snapshot frame of the current model,
-// cached until the next apply. It returns nil if the model cannot be encoded.
-func (s *storeActor[M, Msg]) snapshotFrame(format transport.Format) []byte {
-	if cached := s.snapshot[format]; cached != nil {
-		return cached
-	}
-	state, err := s.encodeModel(format)
-	var frame []byte
-	if err == nil {
-		frame, err = transport.Encode(transport.Frame{Type: transport.TypeSnapshot, Sequence: s.sequence, State: state, Epoch: s.epoch}, format)
-	}
-	if err != nil {
-		s.logger.Error("cannot encode a snapshot", slog.String("format", format.String()), slog.Any("error", err))
-		return nil
-	}
-	s.snapshot[format] = frame
-	return frame
-}
-
-func (s *storeActor[M, Msg]) sendError(ctx actor.Context, c *client, err error, id uint64) {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		te = &transport.Error{Code: transport.CodeInternal, Reason: err.Error()}
-	}
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.CountError(string(te.Code))
-	}
-	s.sendFrame(ctx, c, transport.Frame{Type: transport.TypeError, Code: te.Code, Reason: te.Reason, ID: id}, kindReliable)
-}
-
-func (s *storeActor[M, Msg]) sendFrame(ctx actor.Context, c *client, f transport.Frame, kind frameKind) {
-	if c == nil {
-		return
-	}
-	data, err := transport.Encode(f, c.format)
-	if err != nil {
-		s.logger.Error("cannot encode a frame", slog.String("type", f.Type.String()), slog.Any("error", err))
-		return
-	}
-	s.push(ctx, c, data, kind)
-}
-
-func (s *storeActor[M, Msg]) push(ctx actor.Context, c *client, data []byte, kind frameKind) {
-	if data == nil {
-		return
-	}
-	switch c.out.push(data, kind) {
-	case pushScheduled:
-		s.kicks = append(s.kicks, c)
-	case pushCutOff:
-		s.logger.Warn("client cut off: its outbox is full of frames that cannot be dropped",
-			slog.String("client_id", c.id), slog.Int("limit_bytes", s.cfg.OutboxBytes))
-		s.detach(ctx, c)
-	}
-}
-
-// flush tells the actors of the clients that have new frames to drain them.
-func (s *storeActor[M, Msg]) flush(ctx actor.Context) {
-	for i, c := range s.kicks {
-		ctx.Send(c.pid, drainOutbox{})
-		s.kicks[i] = nil
-	}
-	s.kicks = s.kicks[:0]
-	s.handled = 0
-}
-
-// The serialiser is application code: a panic in it is bad input, not a
-// reason to lose the store.
-
-func (s *storeActor[M, Msg]) decodeMessage(data []byte, format transport.Format) (msg Msg, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = transport.Errorf(transport.CodeBadPayload, "serialiser panicked: %v", r)
-		}
-	}()
-	msg, err = s.ser.DecodeMessage(data, format)
-	if err != nil {
-		var te *transport.Error
-		if !errors.As(err, &te) {
-			err = transport.Errorf(transport.CodeBadPayload, "%v", err)
-		}
-	}
-	return msg, err
-}
-
-func (s *storeActor[M, Msg]) encodeMessage(msg Msg, format transport.Format) (data []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("serialiser panicked: %v", r)
-		}
-	}()
-	return s.ser.EncodeMessage(msg, format)
-}
-
-func (s *storeActor[M, Msg]) encodeModel(format transport.Format) (data []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("serialiser panicked: %v", r)
-		}
-	}()
-	return s.ser.EncodeModel(s.model, format)
-}
+// ctxBackground is the context of journal calls: a store's journal
+// operations are bounded by the journal itself.
+var ctxBackground = context.Background()

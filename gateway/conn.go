@@ -102,6 +102,12 @@ func (c *conn) send(frames [][]byte) error {
 	if c.closed {
 		return errClosed
 	}
+	if frames == nil {
+		// The store let the connection go (it restarts, stopped, cannot
+		// serve, or cut the client off): the client reconnects and resyncs.
+		c.closeLocked(websocket.CloseServiceRestart, "store restarting")
+		return nil
+	}
 	if need := len(frames) * maxHeaderLen; cap(c.headers) < need {
 		c.headers = make([]byte, 0, need)
 	}

@@ -94,6 +94,20 @@ func (r *recorder) skip() {
 	r.cursor = len(r.frames)
 }
 
+// nextOfType waits for the next frame of one of the given types, skipping
+// others.
+func (r *recorder) nextOfType(types ...transport.FrameType) transport.Frame {
+	r.tb.Helper()
+	for {
+		f := r.next()
+		for _, t := range types {
+			if f.Type == t {
+				return f
+			}
+		}
+	}
+}
+
 // all returns a copy of every frame received so far.
 func (r *recorder) all() []transport.Frame {
 	r.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/journal/memjournal"
 	"github.com/lily-go/lily/messages"
 	"github.com/lily-go/lily/transport"
 )
@@ -25,14 +27,20 @@ type Registry struct {
 	kinds  map[string]actors.Kind
 	nextID atomic.Uint64 // connection ids
 
+	ownJournal *memjournal.Journal // the registry's own, when Config.Journal is nil
+
 	mu      sync.Mutex
 	stores  map[string]*registered // guarded by mu; by "kind/name"
 	stopped bool                   // guarded by mu
 }
 
+// registered is one running store. conns and passivating are guarded by
+// the registry's mu.
 type registered struct {
-	pid  *actor.PID
-	done chan struct{}
+	pid         *actor.PID
+	done        chan struct{} // closed when the store's actor has stopped
+	conns       int           // connections attached through the registry
+	passivating bool          // the store agreed to stop: new connections wait for done
 }
 
 // NewRegistry returns a registry serving the given kinds. Config.Name is
@@ -45,6 +53,10 @@ func NewRegistry(cfg Config, kinds ...actors.Kind) (*Registry, error) {
 	r := &Registry{cfg: cfg, logger: cfg.Logger, kinds: map[string]actors.Kind{}, stores: map[string]*registered{}}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
+	}
+	if r.cfg.Journal == nil {
+		r.ownJournal = memjournal.New()
+		r.cfg.Journal = r.ownJournal
 	}
 	for _, k := range kinds {
 		if !transport.ValidName(k.Name()) {
@@ -67,7 +79,7 @@ func (r *Registry) HasKind(kind string) bool {
 // Kinds returns the number of kinds served.
 func (r *Registry) Kinds() int { return len(r.kinds) }
 
-// Stores returns the number of stores running.
+// Stores returns the number of stores running (passivating ones included).
 func (r *Registry) Stores() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -87,24 +99,32 @@ func (r *Registry) Connect(ctx context.Context, kind, name, clientID string, sen
 	if !transport.ValidClientID(clientID) {
 		return nil, nil, fmt.Errorf("server: connect %s/%s: client id %q is not 1-64 chars of [A-Za-z0-9_-]", kind, name, clientID)
 	}
-	pid, err := r.store(kind, name)
+	root := r.cfg.System.Root
+	connectionID := r.nextID.Add(1)
+	entry, err := r.attach(ctx, kind, name, &actors.Attach{ClientID: clientID, ConnectionID: connectionID, Sink: send})
 	if err != nil {
 		return nil, nil, err
 	}
-	root := r.cfg.System.Root
-	connectionID := r.nextID.Add(1)
-	root.Send(pid, &actors.Attach{ClientID: clientID, ConnectionID: connectionID, Sink: send})
+	pid := entry.pid
 	incoming = func(frame []byte) {
 		root.Send(pid, &messages.ClientFrame{ClientId: clientID, Data: frame})
 	}
+	var once sync.Once
 	disconnect = func() {
-		root.Send(pid, &messages.Disconnect{ClientId: clientID, ConnectionId: connectionID})
+		once.Do(func() {
+			r.mu.Lock()
+			entry.conns--
+			r.mu.Unlock()
+			root.Send(pid, &messages.Disconnect{ClientId: clientID, ConnectionId: connectionID})
+		})
 	}
 	return incoming, disconnect, nil
 }
 
-// store returns the running store kind/name, starting it if need be.
-func (r *Registry) store(kind, name string) (*actor.PID, error) {
+// attach sends a to the running store kind/name, starting it if need be,
+// and counts the connection. A store that is passivating is waited for,
+// then started again.
+func (r *Registry) attach(ctx context.Context, kind, name string, a *actors.Attach) (*registered, error) {
 	k, ok := r.kinds[kind]
 	if !ok {
 		return nil, fmt.Errorf("server: store %s/%s: %w", kind, name, ErrUnknownKind)
@@ -113,27 +133,71 @@ func (r *Registry) store(kind, name string) (*actor.PID, error) {
 		return nil, fmt.Errorf("server: store %s/%s: name is not 1-128 chars of [A-Za-z0-9._-]", kind, name)
 	}
 	key := kind + "/" + name
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return nil, fmt.Errorf("server: store %s: %w", key, ErrStopped)
+	for {
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("server: store %s: %w", key, ErrStopped)
+		}
+		entry := r.stores[key]
+		if entry != nil && entry.passivating {
+			r.mu.Unlock()
+			select {
+			case <-entry.done:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("server: store %s: waiting for it to passivate: %w", key, ctx.Err())
+			}
+		}
+		if entry == nil {
+			entry = r.start(k, key)
+		}
+		// Counted and sent under the lock: the store cannot agree to
+		// passivate between the two.
+		entry.conns++
+		r.cfg.System.Root.Send(entry.pid, a)
+		r.mu.Unlock()
+		return entry, nil
 	}
-	if s := r.stores[key]; s != nil {
-		return s.pid, nil
-	}
-	done := make(chan struct{})
+}
+
+// start starts the store key. Caller holds mu.
+func (r *Registry) start(k actors.Kind, key string) *registered {
+	entry := &registered{done: make(chan struct{})}
 	var once sync.Once
 	props := k.Props(actors.Config{
-		Name:        key,
-		OutboxBytes: r.cfg.OutboxBytes,
-		Logger:      r.logger,
-		OnStop:      func() { once.Do(func() { close(done) }) },
-		Observer:    r.cfg.Observer,
+		Name:           key,
+		OutboxBytes:    r.cfg.OutboxBytes,
+		Logger:         r.logger,
+		Observer:       r.cfg.Observer,
+		Journal:        r.cfg.Journal,
+		SnapshotEvery:  r.cfg.SnapshotEvery,
+		Retention:      r.cfg.Retention,
+		PassivateAfter: r.cfg.PassivateAfter,
+		Passivate: func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if entry.conns > 0 || r.stopped {
+				return false
+			}
+			entry.passivating = true
+			return true
+		},
+		OnStop: func() {
+			once.Do(func() {
+				r.mu.Lock()
+				if r.stores[key] == entry {
+					delete(r.stores, key)
+				}
+				r.mu.Unlock()
+				close(entry.done)
+			})
+		},
 	})
-	pid := r.cfg.System.Root.SpawnPrefix(props, "store")
-	r.stores[key] = &registered{pid: pid, done: done}
+	entry.pid = r.cfg.System.Root.SpawnPrefix(props, "store")
+	r.stores[key] = entry
 	r.logger.Debug("store started", slog.String("store", key))
-	return pid, nil
+	return entry
 }
 
 // Stop stops every store (each finishes what was enqueued first) and
@@ -146,9 +210,11 @@ func (r *Registry) Stop() {
 		return
 	}
 	r.stopped = true
-	stores := r.stores
-	r.stores = map[string]*registered{}
+	stores := maps.Clone(r.stores)
 	r.mu.Unlock()
+	if r.ownJournal != nil {
+		defer r.ownJournal.Close()
+	}
 
 	for _, s := range stores {
 		r.cfg.System.Root.Poison(s.pid)

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/journal"
 	"github.com/lily-go/lily/messages"
 	"github.com/lily-go/lily/store"
 	"github.com/lily-go/lily/transport"
@@ -36,6 +37,22 @@ type Config struct {
 	// Observer, when set, receives each store's apply times and error
 	// counts (gateway.Metrics is one).
 	Observer actors.Observer
+	// Journal, when set, persists the stores: they load from it when they
+	// start and acknowledge a message only once the journal holds it. Nil:
+	// a Server lives in memory only; a Registry uses an in-memory journal
+	// (so a passivated store comes back, until the process ends).
+	Journal journal.Journal
+	// SnapshotEvery is how many messages a journaled store applies between
+	// snapshots. Zero value means 1,000.
+	SnapshotEvery uint64
+	// Retention is how many messages a journaled store keeps behind its
+	// latest snapshot for delta resyncs. Zero value means 10,000.
+	Retention uint64
+	// PassivateAfter, for a Registry, stops a store that has had no client
+	// and no message for that long (it snapshots first and comes back from
+	// the journal on the next connection). Zero value: never. A Server
+	// ignores it.
+	PassivateAfter time.Duration
 	// System is the actor system the store's actor runs in. Nil means one
 	// actor system shared by every server of the process.
 	System *actor.ActorSystem
@@ -112,11 +129,14 @@ func StartWithConfig[M, Msg any](st store.Store[M, Msg], ser transport.Serialise
 	done := make(chan struct{})
 	var once sync.Once
 	props := actors.StoreProps(st, ser, actors.Config{
-		Name:        cfg.Name,
-		OutboxBytes: cfg.OutboxBytes,
-		Logger:      logger,
-		OnStop:      func() { once.Do(func() { close(done) }) },
-		Observer:    cfg.Observer,
+		Name:          cfg.Name,
+		OutboxBytes:   cfg.OutboxBytes,
+		Logger:        logger,
+		OnStop:        func() { once.Do(func() { close(done) }) },
+		Observer:      cfg.Observer,
+		Journal:       cfg.Journal,
+		SnapshotEvery: cfg.SnapshotEvery,
+		Retention:     cfg.Retention,
 	})
 	pid := cfg.System.Root.SpawnPrefix(props, "store")
 	return &Server[M, Msg]{cfg: cfg, system: cfg.System, pid: pid, done: done, logger: logger}, nil
@@ -216,9 +236,11 @@ func (s *Server[M, Msg]) AutoLogMessages(level slog.Level) *Server[M, Msg] {
 	return s
 }
 
-// State returns the current model, the sequence of the last applied message
-// and the store's epoch. It waits for the store's actor, which answers after
-// the messages already enqueued.
+// State returns the acknowledged model, the sequence of the last
+// acknowledged message and the store's epoch. It waits for the store's
+// actor, which answers after the messages already enqueued (and, with a
+// journal, once it has loaded). A store whose journal cannot be loaded
+// returns the journal's error.
 func (s *Server[M, Msg]) State(ctx context.Context) (model M, sequence uint64, epoch string, err error) {
 	if s.stopped.Load() {
 		return model, 0, "", ErrStopped
@@ -234,6 +256,9 @@ func (s *Server[M, Msg]) State(ctx context.Context) (model M, sequence uint64, e
 	st, ok := res.(*actors.State[M])
 	if !ok {
 		return model, 0, "", fmt.Errorf("server: state: unexpected answer %T", res)
+	}
+	if st.Err != nil {
+		return model, 0, "", fmt.Errorf("server: state: %w", st.Err)
 	}
 	return st.Model, st.Sequence, st.Epoch, nil
 }
