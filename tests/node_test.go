@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,11 +55,14 @@ func freeAddr(tb testing.TB) string {
 }
 
 // startLilyd starts lilyd on addr with extra flags and waits until it is
-// ready. The process is stopped (SIGTERM, then SIGKILL) when the test ends;
+// ready. Its journal goes to a fresh directory unless flags name one. The process is stopped (SIGTERM, then SIGKILL) when the test ends;
 // its log is printed if the test failed.
 func startLilyd(tb testing.TB, addr string, flags ...string) *lilyd {
 	tb.Helper()
 	n := &lilyd{tb: tb, addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
+	if !slices.Contains(flags, "-data-dir") {
+		flags = append(flags, "-data-dir", tb.TempDir())
+	}
 	n.cmd = exec.Command(lilydBin, append([]string{"-listen", addr, "-log-level", "debug"}, flags...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.Env = append(os.Environ(), "LILY_LOG_FORMAT=text")
@@ -89,6 +93,12 @@ func startLilyd(tb testing.TB, addr string, flags ...string) *lilyd {
 		return resp.StatusCode == http.StatusOK
 	}, "lilyd on %s never became ready", addr)
 	return n
+}
+
+// kill kills the process (SIGKILL) and waits for it: a crash.
+func (n *lilyd) kill() {
+	_ = n.cmd.Process.Kill()
+	<-n.done
 }
 
 // stop sends SIGTERM and waits for a graceful exit, then SIGKILL.

@@ -7,8 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lily-go/lily/journal"
+	"github.com/lily-go/lily/journal/pebblejournal"
 )
 
 // config is lilyd's configuration: every flag can also be set with the
@@ -25,6 +29,12 @@ type config struct {
 	outboxBytes     int
 	shutdownTimeout time.Duration
 	pprofListen     string
+	dataDir         string
+	durability      string
+	batchInterval   time.Duration
+	snapshotEvery   uint64
+	retention       uint64
+	passivateAfter  time.Duration
 }
 
 // envName returns the environment variable of a flag: LILY_LISTEN for
@@ -48,6 +58,12 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.IntVar(&c.outboxBytes, "outbox-bytes", 1<<20, "bound of one client's queue of frames, in bytes (overflow: a fresh snapshot instead)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.pprofListen, "pprof-listen", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the node's journal (created if missing); empty: stores live in memory only")
+	fs.StringVar(&c.durability, "durability", "sync", "when a message counts as durable: sync (fsync before the acknowledgement), batch (fsync every -batch-interval), off")
+	fs.DurationVar(&c.batchInterval, "batch-interval", 10*time.Millisecond, "how often the journal syncs to disk with -durability batch")
+	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "messages a store applies between snapshots")
+	fs.Uint64Var(&c.retention, "retention", 10000, "messages a store keeps behind its latest snapshot for delta resyncs")
+	fs.DurationVar(&c.passivateAfter, "passivate-after", 5*time.Minute, "a store with no client and no message for this long snapshots and stops (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lilyd [flags]\n\nEvery flag can also be set as an environment variable, e.g. -listen as %s.\n\n", envName("listen"))
 		fs.PrintDefaults()
@@ -87,6 +103,12 @@ func (c config) validate() error {
 	if c.readLimit <= 0 || c.outboxBytes <= 0 {
 		return errors.New("lilyd: -read-limit and -outbox-bytes must be positive")
 	}
+	if _, err := journal.ParseDurability(c.durability); err != nil {
+		return fmt.Errorf("lilyd: -durability: %w", err)
+	}
+	if c.snapshotEvery == 0 || c.retention == 0 || c.batchInterval <= 0 || c.passivateAfter < 0 {
+		return errors.New("lilyd: -snapshot-every, -retention and -batch-interval must be positive, -passivate-after not negative")
+	}
 	if c.writeTimeout <= 0 || c.pingInterval <= 0 || c.shutdownTimeout <= 0 {
 		return errors.New("lilyd: -write-timeout, -ping-interval and -shutdown-timeout must be positive")
 	}
@@ -118,4 +140,23 @@ func (c config) origins() []string {
 		}
 	}
 	return out
+}
+
+// openJournal opens the node's journal: Pebble under -data-dir, or nil (the
+// registry's in-memory journal) when -data-dir is empty.
+func (c config) openJournal(logger *slog.Logger) (journal.Journal, func() error, error) {
+	if c.dataDir == "" {
+		return nil, func() error { return nil }, nil
+	}
+	durability, _ := journal.ParseDurability(c.durability)
+	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("lilyd: -data-dir: %w", err)
+	}
+	j, err := pebblejournal.Open(filepath.Join(c.dataDir, "journal"), pebblejournal.Options{
+		Durability: durability, BatchInterval: c.batchInterval, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("lilyd: %w", err)
+	}
+	return j, j.Close, nil
 }

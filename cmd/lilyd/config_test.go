@@ -27,6 +27,11 @@ func TestParseConfig(t *testing.T) {
 			o := c.origins()
 			return len(o) == 2 && o[0] == "https://a.example" && o[1] == "b.example"
 		}, ""},
+		{"durability", []string{"-durability", "batch", "-data-dir", ""}, map[string]string{"LILY_PASSIVATE_AFTER": "1m"}, func(c config) bool {
+			return c.durability == "batch" && c.dataDir == "" && c.passivateAfter == time.Minute && c.snapshotEvery == 1000 && c.retention == 10000
+		}, ""},
+		{"bad durability", nil, map[string]string{"LILY_DURABILITY": "maybe"}, nil, "-durability"},
+		{"zero snapshot interval", []string{"-snapshot-every", "0"}, nil, nil, "-snapshot-every"},
 		{"bad level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
 		{"bad format", nil, map[string]string{"LILY_LOG_FORMAT": "xml"}, nil, "-log-format"},
 		{"bad env value", nil, map[string]string{"LILY_READ_LIMIT": "lots"}, nil, "LILY_READ_LIMIT"},

@@ -54,13 +54,26 @@ func demoKinds() []actors.Kind {
 // accepting, closes every socket with 1001 and stops the stores.
 func run(ctx context.Context, cfg config) error {
 	logger := cfg.logger()
+	jrnl, closeJournal, err := cfg.openJournal(logger.With(slog.String("component", "journal")))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeJournal(); err != nil {
+			logger.Error("closing the journal", slog.Any("error", err))
+		}
+	}()
 	var registry *server.Registry
 	metrics := gateway.NewMetrics(func() int { return registry.Stores() })
-	registry, err := server.NewRegistry(server.Config{
-		OutboxBytes: cfg.outboxBytes,
-		Logger:      logger,
-		Observer:    metrics,
-		System:      server.NewActorSystem(logger.With(slog.String("component", "actors"))),
+	registry, err = server.NewRegistry(server.Config{
+		OutboxBytes:    cfg.outboxBytes,
+		Logger:         logger,
+		Observer:       metrics,
+		System:         server.NewActorSystem(logger.With(slog.String("component", "actors"))),
+		Journal:        jrnl,
+		SnapshotEvery:  cfg.snapshotEvery,
+		Retention:      cfg.retention,
+		PassivateAfter: cfg.passivateAfter,
 	}, demoKinds()...)
 	if err != nil {
 		return err
@@ -90,7 +103,8 @@ func run(ctx context.Context, cfg config) error {
 	httpServer := &http.Server{Handler: gw, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	logger.Info("lilyd serving", slog.String("addr", ln.Addr().String()), slog.String("kinds", "counter, todo"))
+	logger.Info("lilyd serving", slog.String("addr", ln.Addr().String()), slog.String("kinds", "counter, todo"),
+		slog.String("data_dir", cfg.dataDir), slog.String("durability", cfg.durability))
 
 	select {
 	case err := <-served:
