@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -119,4 +120,19 @@ func (n *lilyd) stop() {
 
 func (n *lilyd) url(kind, name, clientID string) string {
 	return fmt.Sprintf("ws://%s/ws/%s/%s?client_id=%s", n.addr, kind, name, clientID)
+}
+
+// metrics returns the node's /metrics page.
+func (n *lilyd) metrics(tb testing.TB) string {
+	tb.Helper()
+	resp, err := http.Get("http://" + n.addr + "/metrics")
+	if err != nil {
+		tb.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("metrics: %v", err)
+	}
+	return string(body)
 }
