@@ -339,7 +339,7 @@ func heapInUse() uint64 {
 
 func TestClientThatNeverReadsIsClosedAndOthersAreServed(t *testing.T) {
 	const outbox = 64 << 10
-	n := startNode(t, gateway.Config{WriteTimeout: 2 * time.Second, SocketSendBuffer: 16 << 10}, server.Config{OutboxBytes: outbox})
+	n := startNode(t, gateway.Config{WriteTimeout: 2 * time.Second, SocketSendBuffer: 16 << 10}, server.Config{OutboxBytes: outbox, SnapshotEvery: 100, Retention: 100}) // a small journal: the heap check is about the outbox
 	stuck, _, err := smallReadBuffer.Dial(n.wsURL("/ws/todo/stuck?client_id=stuck"), nil)
 	if err != nil {
 		t.Fatal(err)
