@@ -17,7 +17,8 @@ import (
 // frame before it drops the socket.
 const closeGrace = time.Second
 
-// conn is one WebSocket connection. The manager goroutine reads it; its
+// conn is one connection: a WebSocket, or an event stream and its POSTs
+// (sse.go, where ws is nil). The manager goroutine reads it; its
 // writer goroutine writes the data frames (gorilla allows one concurrent
 // writer); control frames (ping, pong, close) go through WriteControl,
 // which gorilla allows from any goroutine.
@@ -50,15 +51,11 @@ func (c *Client[M, Msg]) kickWriterLocked() {
 func (c *Client[M, Msg]) run() {
 	defer c.shutdown()
 	attempt := 0
+	var via transportState
 	for {
-		ws, err := c.dial()
-		connected := err == nil
-		if connected {
-			var synced bool
-			synced, err = c.serve(ws)
-			if synced {
-				attempt = 0
-			}
+		connected, synced, err := c.connectOnce(&via) // over a WebSocket or the HTTP fallback (sse.go)
+		if synced {
+			attempt = 0
 		}
 		if c.ctx.Err() != nil {
 			return // Close
@@ -121,18 +118,11 @@ func (c *Client[M, Msg]) dial() (*websocket.Conn, error) {
 // resync sent on it was answered.
 func (c *Client[M, Msg]) serve(ws *websocket.Conn) (synced bool, err error) {
 	cn := &conn{ws: ws, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+	if !c.attach(cn) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeGrace))
 		_ = ws.Close()
 		return false, nil
 	}
-	c.conn = cn
-	c.syncing = false
-	c.requestResyncLocked(true) // written after every pending message
-	c.setStateLocked(Connected, nil)
-	c.mu.Unlock()
 	c.logger.Debug("connected", slog.String("url", c.url))
 
 	writerDone := make(chan struct{})
@@ -145,16 +135,37 @@ func (c *Client[M, Msg]) serve(ws *websocket.Conn) (synced bool, err error) {
 	_ = ws.Close()
 	<-writerDone
 
-	c.mu.Lock()
-	c.conn = nil
-	c.syncing = false
-	synced = cn.synced
-	c.mu.Unlock()
+	synced = c.detach(cn)
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) && ce.Code == CloseUnknownStore {
 		err = errors.Join(ErrUnknownStore, err)
 	}
 	return synced, err
+}
+
+// attach makes cn the open connection, with a resync to write after every
+// pending message. It fails once the client is closing.
+func (c *Client[M, Msg]) attach(cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.conn = cn
+	c.syncing = false
+	c.requestResyncLocked(true) // written after every pending message
+	c.setStateLocked(Connected, nil)
+	return true
+}
+
+// detach forgets the connection cn once it is over, and reports whether
+// the resync sent on it was answered.
+func (c *Client[M, Msg]) detach(cn *conn) (synced bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = nil
+	c.syncing = false
+	return cn.synced
 }
 
 // readLoop reads and handles frames until the connection fails.

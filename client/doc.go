@@ -29,6 +29,11 @@
 // counter and the pending messages, so that offline edits survive a
 // restart and are applied exactly once when the client reconnects.
 //
+// A client connects over a WebSocket, or, with Options.Transport, over
+// the HTTP fallback (an event stream and POSTs, for networks that block
+// WebSockets), or over a WebSocket that falls back to it after failed
+// attempts. The guarantees are the same over both.
+//
 // Connections are retried with exponential backoff and jitter (Backoff)
 // after any loss, except when the server refuses the client for good
 // (HTTP 400, 401, 403 or 404 before the upgrade, close code 4404 after

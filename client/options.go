@@ -47,6 +47,50 @@ type Options struct {
 	// nothing for that long is dropped and the client reconnects. Zero
 	// value means 10 seconds.
 	WriteTimeout time.Duration
+	// Transport chooses how the client reaches the server: a WebSocket,
+	// the HTTP fallback (an event stream and POSTs, for networks that
+	// block WebSockets), or a WebSocket that falls back. Zero value means
+	// TransportWebSocket.
+	Transport Transport
+	// FallbackAfter is, with TransportAuto, the number of WebSocket
+	// attempts in a row that must fail (no frame received) before the
+	// client uses the HTTP fallback for good. Zero value means 2.
+	FallbackAfter int
+	// HTTPClient sends the HTTP fallback's requests (Header is added to
+	// each). It must not time out whole requests: the event stream lasts
+	// as long as the connection. Nil means a client with no timeout and a
+	// connection pool of its own. Its idle connections are closed when a
+	// connection of the client ends.
+	HTTPClient *http.Client
+}
+
+// Transport is how a client reaches the server (Options.Transport).
+type Transport uint8
+
+const (
+	// TransportWebSocket connects over a WebSocket only.
+	TransportWebSocket Transport = iota
+	// TransportSSE uses the HTTP fallback only: server frames arrive on
+	// an event stream (GET with Accept: text/event-stream), client frames
+	// go out by POST, one request at a time.
+	TransportSSE
+	// TransportAuto connects over a WebSocket and switches to the HTTP
+	// fallback, for the client's lifetime, after Options.FallbackAfter
+	// WebSocket attempts in a row delivered nothing.
+	TransportAuto
+)
+
+// String returns "websocket", "sse" or "auto".
+func (t Transport) String() string {
+	switch t {
+	case TransportWebSocket:
+		return "websocket"
+	case TransportSSE:
+		return "sse"
+	case TransportAuto:
+		return "auto"
+	}
+	return fmt.Sprintf("Transport(%d)", uint8(t))
 }
 
 // Backoff is the schedule of reconnection delays: after failed attempt n
@@ -151,6 +195,20 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Dialer == nil {
 		o.Dialer = websocket.DefaultDialer
+	}
+	if o.Transport > TransportAuto {
+		return o, fmt.Errorf("client: Options.Transport must be TransportWebSocket, TransportSSE or TransportAuto, got %v", o.Transport)
+	}
+	if o.FallbackAfter < 0 {
+		return o, fmt.Errorf("client: Options.FallbackAfter must not be negative, got %d", o.FallbackAfter)
+	}
+	if o.FallbackAfter == 0 {
+		o.FallbackAfter = 2
+	}
+	if o.HTTPClient == nil {
+		// A pool of its own: the client closes its idle connections
+		// when a connection ends, and must not close others'.
+		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return o, nil
 }

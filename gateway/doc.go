@@ -1,6 +1,9 @@
 // Package gateway is the HTTP side of a lily node: it serves WebSocket
-// connections at GET /ws/{kind}/{name}?client_id=ID (PROTOCOL.md), and
-// /healthz, /readyz and /metrics (Prometheus).
+// connections at GET /ws/{kind}/{name}?client_id=ID (PROTOCOL.md), the
+// HTTP fallback on the same address for networks that block WebSockets (an
+// event stream of the server's frames for GET with Accept:
+// text/event-stream, the client's frames by POST), the browser client at
+// /lily.js, and /healthz, /readyz and /metrics (Prometheus).
 //
 // # Mental model
 //
@@ -12,6 +15,12 @@
 // come back through the send function it gave the store, which writes every
 // frame queued for the client in one writev system call. JSON envelopes go
 // out in text frames, MessagePack ones in binary frames.
+//
+// An event stream is a connection like a WebSocket: it is attached
+// through the same Resolver.Connect, after the same checks, and counted,
+// limited and shut down with the WebSockets. A POST hands its frames to
+// the store of its client's open stream; POSTs of one client are handled
+// one at a time, in order.
 //
 // # Limits and slow clients
 //

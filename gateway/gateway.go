@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/lily-go/lily/transport"
+	"github.com/lily-go/lily/clients/js"
 )
 
 // Resolver finds the store a connection talks to. It is declared here, with
@@ -27,7 +27,9 @@ type Resolver interface {
 	// Connect attaches a client connection to store kind/name (creating
 	// the store on first use). send is called with the frames for the
 	// client, in order, one batch at a time; it blocks while the socket is
-	// slow and returns an error once the connection is gone. Connect
+	// slow and returns an error once the connection is gone. A call with
+	// nil frames means the store let the connection go: the gateway closes
+	// it with 1012 so that the client reconnects and resyncs. Connect
 	// returns the functions that hand the store one frame from the client
 	// and detach this connection.
 	Connect(ctx context.Context, kind, name, clientID string, send func(frames [][]byte) error) (incoming func(frame []byte), disconnect func(), err error)
@@ -40,16 +42,20 @@ var ErrForbidden = errors.New("gateway: forbidden")
 // Config holds a gateway's settings. The zero value works.
 type Config struct {
 	// ReadLimit is the largest frame a client may send, in bytes; a larger
-	// one closes the connection with 1009. Zero value means 1 MiB.
+	// one closes the connection with 1009. It also bounds the body of a
+	// POST of the HTTP fallback (all its frames together; a larger one is
+	// answered 413). Zero value means 1 MiB.
 	ReadLimit int64
 	// WriteTimeout is how long a socket may accept nothing before it is
 	// closed with 1013. Zero value means 10 seconds.
 	WriteTimeout time.Duration
 	// PingInterval is how often the server pings an idle client; a client
 	// that sends nothing (not even a pong) for two intervals is closed.
+	// An event stream gets a keepalive comment every interval instead.
 	// Zero value means 30 seconds.
 	PingInterval time.Duration
-	// AllowedOrigins lists the browser origins that may connect:
+	// AllowedOrigins lists the browser origins that may connect (and, for
+	// the HTTP fallback, read the answers across origins: CORS):
 	// "https://app.example.com", a bare host "app.example.com", or "*" for
 	// any. Requests without an Origin header (not from a browser) are
 	// always allowed. Zero value: the same origin as the request's Host.
@@ -97,8 +103,10 @@ func (c Config) withDefaults() Config {
 }
 
 // Gateway is the HTTP side of a node: WebSocket connections at
-// GET /ws/{kind}/{name}, and /healthz, /readyz and /metrics. Its zero value
-// is not usable; call New.
+// GET /ws/{kind}/{name}, the HTTP fallback on the same address (an event
+// stream for GET with Accept: text/event-stream, frames by POST), the
+// browser client at /lily.js, and /healthz, /readyz and /metrics. Its zero
+// value is not usable; call New.
 type Gateway struct {
 	cfg      Config
 	resolver Resolver
@@ -107,9 +115,10 @@ type Gateway struct {
 	ready    atomic.Bool
 
 	mu       sync.Mutex
-	conns    map[*conn]struct{} // guarded by mu
-	shutdown bool               // guarded by mu
-	handlers sync.WaitGroup     // one per open connection
+	conns    map[*conn]struct{}    // guarded by mu
+	streams  map[streamKey]*stream // guarded by mu; the HTTP fallback's event streams
+	shutdown bool                  // guarded by mu
+	handlers sync.WaitGroup        // one per open connection
 }
 
 // New returns a gateway that reaches stores through resolver. It is ready
@@ -122,7 +131,7 @@ func New(resolver Resolver, cfg Config) (*Gateway, error) {
 		return nil, errors.New("gateway: new: Config.ReadLimit, WriteTimeout, PingInterval and ReadBufferSize must not be negative")
 	}
 	cfg = cfg.withDefaults()
-	g := &Gateway{cfg: cfg, resolver: resolver, conns: map[*conn]struct{}{}}
+	g := &Gateway{cfg: cfg, resolver: resolver, conns: map[*conn]struct{}{}, streams: map[streamKey]*stream{}}
 	g.upgrader = websocket.Upgrader{
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferPool: &sync.Pool{}, // the gateway writes frames itself: gorilla never needs one
@@ -133,13 +142,24 @@ func New(resolver Resolver, cfg Config) (*Gateway, error) {
 	}
 	g.ready.Store(true)
 	g.mux = http.NewServeMux()
-	g.mux.HandleFunc("GET /ws/{kind}/{name}", g.serveWebSocket)
+	g.mux.HandleFunc("GET /ws/{kind}/{name}", g.serveWebSocket) // or the event stream (sse.go)
+	g.mux.HandleFunc("POST /ws/{kind}/{name}", g.servePost)
+	g.mux.HandleFunc("OPTIONS /ws/{kind}/{name}", g.servePreflight)
+	g.mux.Handle("GET /lily.js", js.Handler())
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	g.mux.HandleFunc("GET /readyz", g.serveReady)
 	g.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.registry, promhttp.HandlerOpts{}))
 	return g, nil
+}
+
+// Handle serves handler at pattern (net/http.ServeMux syntax) next to the
+// gateway's own routes: lilyd mounts its demo page this way. It panics,
+// as ServeMux.Handle does, when pattern conflicts with a route of the
+// gateway. Call it before serving.
+func (g *Gateway) Handle(pattern string, handler http.Handler) {
+	g.mux.Handle(pattern, handler)
 }
 
 // ServeHTTP implements http.Handler.
@@ -163,39 +183,15 @@ func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	kind, name := r.PathValue("kind"), r.PathValue("name")
-	if !transport.ValidName(kind) || !transport.ValidName(name) {
-		http.Error(w, "store kind and name must be 1-128 chars of [A-Za-z0-9._-]", http.StatusBadRequest)
+	if wantsEventStream(r) {
+		g.serveEvents(w, r) // the HTTP fallback (sse.go)
 		return
 	}
-	if !g.resolver.HasKind(kind) {
-		http.Error(w, fmt.Sprintf("no store kind %q", kind), http.StatusNotFound)
+	a, ok := g.admit(w, r, false)
+	if !ok {
 		return
 	}
-	clientID := r.URL.Query().Get("client_id")
-	if clientID == "" {
-		clientID = newClientID()
-	} else if !transport.ValidClientID(clientID) {
-		http.Error(w, "client_id must be 1-64 chars of [A-Za-z0-9_-]", http.StatusBadRequest)
-		return
-	}
-	if !originAllowed(g.cfg.AllowedOrigins, r) {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
-	}
-	var identity string
-	if g.cfg.Authenticate != nil {
-		id, err := g.cfg.Authenticate(r)
-		if err != nil {
-			status := http.StatusUnauthorized
-			if errors.Is(err, ErrForbidden) {
-				status = http.StatusForbidden
-			}
-			http.Error(w, err.Error(), status)
-			return
-		}
-		identity = id
-	}
+	kind, name, clientID, identity := a.kind, a.name, a.clientID, a.identity
 	if !g.track() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
@@ -276,15 +272,17 @@ func (g *Gateway) unregister(c *conn) {
 	}
 }
 
-// Connections returns the number of open WebSocket connections.
+// Connections returns the number of open client connections: WebSockets
+// and event streams.
 func (g *Gateway) Connections() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.conns)
+	return len(g.conns) + len(g.streams)
 }
 
 // Shutdown stops accepting connections, closes every open one with 1001
-// (going away) and waits until their handlers have returned or ctx is done.
+// (going away; an event stream just ends) and waits until their handlers
+// have returned or ctx is done.
 // It does not stop the stores: that is the resolver's owner's job, after
 // Shutdown. Shutting down the http.Server is the caller's job too.
 func (g *Gateway) Shutdown(ctx context.Context) error {
@@ -294,9 +292,16 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	for c := range g.conns {
 		conns = append(conns, c)
 	}
+	streams := make([]*stream, 0, len(g.streams))
+	for _, s := range g.streams {
+		streams = append(streams, s)
+	}
 	g.mu.Unlock()
 	for _, c := range conns {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+	for _, s := range streams {
+		s.close(websocket.CloseGoingAway)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -30,7 +30,7 @@ func NewMetrics(stores func() int) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lily_connections_open", Help: "WebSocket connections open on this node.",
+			Name: "lily_connections_open", Help: "Client connections (WebSockets and event streams) open on this node.",
 		}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lily_frames_in_total", Help: "Frames received from clients.",
@@ -53,7 +53,7 @@ func NewMetrics(stores func() int) *Metrics {
 			Name: "lily_errors_total", Help: "Error frames sent to clients, by PROTOCOL.md code.",
 		}, []string{"code"}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lily_closes_total", Help: "WebSocket connections the server closed, by close code.",
+			Name: "lily_closes_total", Help: "Client connections the server closed, by WebSocket close code (event streams under the code of the same cause).",
 		}, []string{"code"}),
 	}
 	m.registry.MustRegister(m.connections, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.applyTime, m.errors, m.closes,

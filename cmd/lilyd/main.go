@@ -23,6 +23,7 @@ import (
 	"github.com/lily-go/lily/gateway"
 	"github.com/lily-go/lily/server"
 	"github.com/lily-go/lily/transport"
+	"github.com/lily-go/lily/web"
 )
 
 func main() {
@@ -89,6 +90,8 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	// The demo page at / (the gateway serves the browser client, /lily.js).
+	web.Mount(gw)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("lilyd: listen: %w", err)
