@@ -338,7 +338,11 @@ func heapInUse() uint64 {
 }
 
 func TestClientThatNeverReadsIsClosedAndOthersAreServed(t *testing.T) {
-	const outbox = 64 << 10
+	// An outbox larger than what the kernel buffers for the stuck socket
+	// (its send and receive buffers are small), so its writes block and
+	// time out before it overflows; overflows drop whole bursts, and a
+	// client that only gets snapshots never fills its socket.
+	const outbox = 256 << 10
 	n := startNode(t, gateway.Config{WriteTimeout: 2 * time.Second, SocketSendBuffer: 16 << 10}, server.Config{OutboxBytes: outbox, SnapshotEvery: 100, Retention: 100}) // a small journal: the heap check is about the outbox
 	stuck, _, err := smallReadBuffer.Dial(n.wsURL("/ws/todo/stuck?client_id=stuck"), nil)
 	if err != nil {
