@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,11 +23,9 @@ type SSEClient struct {
 	header http.Header
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	frames     []transport.Frame // guarded by mu
-	cursor     int               // guarded by mu
-	keepAlives int               // guarded by mu; comment lines seen
-	readErr    chan error        // the reader's final error
+	*frameLog
+	keepAlives atomic.Int32 // comment lines seen
+	readErr    chan error   // the reader's final error
 }
 
 // DialSSE opens the event stream of url (http://host/ws/kind/name?client_id=ID)
@@ -47,7 +45,7 @@ func DialSSE(tb testing.TB, url string, header http.Header) *SSEClient {
 		cancel()
 		tb.Fatalf("open event stream %s: HTTP %d %q: %s", url, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	c := &SSEClient{tb: tb, url: url, header: header, cancel: cancel, readErr: make(chan error, 1)}
+	c := &SSEClient{tb: tb, url: url, header: header, cancel: cancel, frameLog: &frameLog{tb: tb}, readErr: make(chan error, 1)}
 	go c.read(resp.Body)
 	tb.Cleanup(cancel)
 	return c
@@ -92,16 +90,12 @@ func (c *SSEClient) read(body io.ReadCloser) {
 			if err != nil {
 				c.tb.Errorf("undecodable frame from the server %q: %v", raw, err)
 			} else {
-				c.mu.Lock()
-				c.frames = append(c.frames, f)
-				c.mu.Unlock()
+				c.add(f)
 			}
 			data.Reset()
 			event = ""
 		case strings.HasPrefix(line, ":"):
-			c.mu.Lock()
-			c.keepAlives++
-			c.mu.Unlock()
+			c.keepAlives.Add(1)
 		case strings.HasPrefix(line, "data:"):
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 			data.WriteByte('\n')
@@ -169,44 +163,8 @@ func (c *SSEClient) WriteBatch(frames ...[]byte) {
 	c.Write(append(append([]byte("["), bytes.Join(frames, []byte(","))...), ']'))
 }
 
-// Next waits for the next frame.
-func (c *SSEClient) Next() transport.Frame {
-	c.tb.Helper()
-	Eventually(c.tb, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.frames) > c.cursor
-	}, "no frame came")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f := c.frames[c.cursor]
-	c.cursor++
-	return f
-}
-
-// NextOf skips frames until one of type t, and returns it.
-func (c *SSEClient) NextOf(t transport.FrameType) transport.Frame {
-	c.tb.Helper()
-	for {
-		if f := c.Next(); f.Type == t {
-			return f
-		}
-	}
-}
-
-// Frames returns every frame received so far.
-func (c *SSEClient) Frames() []transport.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]transport.Frame(nil), c.frames...)
-}
-
 // KeepAlives returns the number of comment lines (keepalives) seen.
-func (c *SSEClient) KeepAlives() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.keepAlives
-}
+func (c *SSEClient) KeepAlives() int { return int(c.keepAlives.Load()) }
 
 // Snapshot POSTs a resync and returns the snapshot that answers it.
 func (c *SSEClient) Snapshot() transport.Frame {

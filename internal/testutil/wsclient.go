@@ -17,11 +17,10 @@ type WSClient struct {
 	tb   testing.TB
 	Conn *websocket.Conn
 
-	mu      sync.Mutex
-	frames  []transport.Frame // guarded by mu
-	types   []int             // guarded by mu; WebSocket message type of each frame
-	cursor  int               // guarded by mu
-	readErr chan error        // the reader's final error
+	*frameLog
+	typesMu sync.Mutex
+	types   []int      // guarded by typesMu; WebSocket message type of each frame
+	readErr chan error // the reader's final error
 }
 
 // DialWS connects to url (ws://…) and starts reading. It fails the test if
@@ -36,7 +35,7 @@ func DialWS(tb testing.TB, url string, header http.Header) *WSClient {
 		}
 		tb.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
 	}
-	c := &WSClient{tb: tb, Conn: conn, readErr: make(chan error, 1)}
+	c := &WSClient{tb: tb, Conn: conn, frameLog: &frameLog{tb: tb}, readErr: make(chan error, 1)}
 	go c.read()
 	tb.Cleanup(func() { _ = conn.Close() })
 	return c
@@ -54,10 +53,10 @@ func (c *WSClient) read() {
 			c.tb.Errorf("undecodable frame from the server %q: %v", data, derr)
 			continue
 		}
-		c.mu.Lock()
-		c.frames = append(c.frames, f)
+		c.typesMu.Lock()
 		c.types = append(c.types, mt)
-		c.mu.Unlock()
+		c.typesMu.Unlock()
+		c.add(f)
 	}
 }
 
@@ -83,42 +82,10 @@ func (c *WSClient) WriteFrame(f transport.Frame, format transport.Format) {
 	c.Write(b)
 }
 
-// Next waits for the next frame.
-func (c *WSClient) Next() transport.Frame {
-	c.tb.Helper()
-	Eventually(c.tb, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.frames) > c.cursor
-	}, "no frame came")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f := c.frames[c.cursor]
-	c.cursor++
-	return f
-}
-
-// NextOf skips frames until one of type t, and returns it.
-func (c *WSClient) NextOf(t transport.FrameType) transport.Frame {
-	c.tb.Helper()
-	for {
-		if f := c.Next(); f.Type == t {
-			return f
-		}
-	}
-}
-
-// Frames returns every frame received so far.
-func (c *WSClient) Frames() []transport.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]transport.Frame(nil), c.frames...)
-}
-
 // MessageTypes returns the WebSocket message type of every frame so far.
 func (c *WSClient) MessageTypes() []int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.typesMu.Lock()
+	defer c.typesMu.Unlock()
 	return append([]int(nil), c.types...)
 }
 
