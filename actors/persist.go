@@ -31,6 +31,16 @@ func (s *storeActor[M, Msg]) load() error {
 	if j == nil {
 		return nil
 	}
+	if c, ok := j.(journal.Claimer); ok {
+		// A shared journal: this activation becomes the store's only
+		// writer before it reads anything.
+		claimed, err := c.ClaimStore(ctxBackground, s.cfg.Name)
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		j = claimed
+	}
+	s.journal = j
 	info, err := j.Open(ctxBackground, s.cfg.Name)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
@@ -89,7 +99,7 @@ func (s *storeActor[M, Msg]) write(ctx actor.Context) {
 	if s.writing || (len(s.batch) == 0 && !s.snapshotDue) {
 		return
 	}
-	j, name := s.cfg.Journal, s.cfg.Name
+	j, name := s.journal, s.cfg.Name
 	records := s.batch
 	s.batch = nil
 	var snap *journal.Snapshot
@@ -139,6 +149,15 @@ func (s *storeActor[M, Msg]) write(ctx actor.Context) {
 // and send again what they have not seen acknowledged.
 func (s *storeActor[M, Msg]) written(ctx actor.Context, d *writeDone) {
 	s.writing = false
+	if d.err != nil && errors.Is(d.err, journal.ErrFenced) {
+		// A newer activation (on another node) owns the store now: this
+		// one stops, and its clients reconnect to that one. Claiming the
+		// store back would have the two take it from each other in turn.
+		s.logger.Warn("store: a newer activation claimed this store; stopping", slog.Any("error", d.err))
+		s.letGoOfClients()
+		ctx.Stop(ctx.Self())
+		return
+	}
 	if d.err != nil {
 		if errors.Is(d.err, journal.ErrConflict) {
 			s.logger.Error("store: another writer wrote this store's journal; restarting from it", slog.Any("error", d.err))
@@ -165,7 +184,7 @@ func (s *storeActor[M, Msg]) idle(ctx actor.Context) {
 	if s.cfg.Passivate != nil && !s.cfg.Passivate() {
 		return
 	}
-	if j := s.cfg.Journal; j != nil && s.failed == nil && s.durableSeq > s.snapshotSeq {
+	if j := s.journal; j != nil && s.failed == nil && s.durableSeq > s.snapshotSeq {
 		model, err := s.encodeModel(s.durableModel, transport.FormatMsgPack)
 		if err == nil {
 			err = j.SaveSnapshot(ctxBackground, s.cfg.Name, journal.Snapshot{Sequence: s.durableSeq, Model: model, Applied: s.durableApplied})

@@ -27,7 +27,7 @@ func (s *storeActor[M, Msg]) resync(ctx actor.Context, c *client, f transport.Fr
 func (s *storeActor[M, Msg]) sendDelta(ctx actor.Context, c *client, after uint64) bool {
 	var frames [][]byte
 	if after < s.durableSeq {
-		j := s.cfg.Journal
+		j := s.journal
 		if j == nil {
 			return false
 		}

@@ -185,6 +185,7 @@ type storeActor[M, Msg any] struct {
 	durableSeq     uint64                     // of the last released message
 	durableApplied map[string]journal.Applied // last released message, by client id
 
+	journal     journal.Journal  // cfg.Journal, or this activation's claim of it
 	batch       []journal.Record // applied, to be written
 	writing     bool             // a write is in flight
 	writes      sync.WaitGroup   // the writer goroutine

@@ -141,7 +141,20 @@ var (
 	ErrCorrupt = errors.New("journal: corrupt data")
 	// ErrClosed: the journal was closed.
 	ErrClosed = errors.New("journal: closed")
+	// ErrFenced: a newer activation of the store claimed it (see Claimer);
+	// this one must stop, not claim again. Errors wrapping it wrap
+	// ErrConflict too.
+	ErrFenced = errors.New("journal: store claimed by a newer activation")
 )
+
+// Claimer is implemented by journals shared between nodes. ClaimStore makes
+// the caller the store's newest activation and returns a view of the
+// journal whose writes fail with an error wrapping ErrFenced once a newer
+// activation has claimed the store: of two activations (say one on each
+// side of a network partition), only the newest can write.
+type Claimer interface {
+	ClaimStore(ctx context.Context, store string) (Journal, error)
+}
 
 // CorruptError reports damaged data of one store. It wraps ErrCorrupt.
 type CorruptError struct {
