@@ -24,6 +24,7 @@ func TestForbiddenImports(t *testing.T) {
 		{"journal", []string{module + "/actors", module + "/server", module + "/transport"}, "a journal stores bytes; it knows no store actor and no serialiser"},
 		{"actors", []string{module + "/server", module + "/cluster", module + "/gateway"}, "arrows point down the layout"},
 		{"client", []string{module + "/server", module + "/actors", module + "/gateway", module + "/cluster", "github.com/asynkron/protoactor-go"}, "a client needs only the store and the protocol"},
+		{"cluster", []string{module + "/server", module + "/gateway", module + "/client"}, "a node is wired to the gateway by cmd/, not by the cluster"},
 		{"gateway", []string{module + "/server", module + "/cluster", module + "/actors", "github.com/asynkron/protoactor-go"}, "the gateway reaches stores only through its Resolver"},
 	}
 	for _, r := range rules {
