@@ -233,7 +233,9 @@ func noOp(tb testing.TB, id uint64) []byte {
 }
 
 func TestSlowReaderStaysConnectedAndCatchesUp(t *testing.T) {
-	n := startNode(t, gateway.Config{}, server.Config{OutboxBytes: 16 << 10})
+	// Small socket buffers on both sides: the lag sits in the outbox, where
+	// the server sees it, not in megabytes of kernel buffers.
+	n := startNode(t, gateway.Config{SocketSendBuffer: 16 << 10}, server.Config{OutboxBytes: 16 << 10})
 	slowConn, _, err := smallReadBuffer.Dial(n.wsURL("/ws/todo/slow?client_id=slow"), nil)
 	if err != nil {
 		t.Fatal(err)
