@@ -1,7 +1,9 @@
-// Package cluster is lily's membership layer: nodes find each other and
-// detect failures with hashicorp/memberlist, and protoactor's cluster layer
-// (where stores will become grains, placed by disthash) sees the result
-// through a ClusterProvider. Grain kinds come in the next part.
+// Package cluster runs lily's stores on a cluster of nodes: nodes find
+// each other and detect failures with hashicorp/memberlist, protoactor's
+// cluster layer sees the result through a ClusterProvider, every store is a
+// grain placed by disthash, and a Node is a gateway's Resolver (HasKind,
+// Connect), so a client may connect to any node whatever node hosts its
+// store.
 //
 // # Mental model
 //
@@ -47,8 +49,8 @@
 //     dereferencing nil for a message type it does not know, is recovered
 //     by interceptors instead of crashing the process.
 //   - Shutdown (9): protoactor sleeps a fixed 2 s; Node.Shutdown takes
-//     about 2.2 s and stops the gRPC server at once if its ctx ends first.
-//     StartMember panics instead of returning errors: Start recovers and
+//     about 2.2 s (plus up to 1 s to stop its stores) and stops the gRPC
+//     server at once if its ctx ends first. StartMember panics instead of returning errors: Start recovers and
 //     returns them, and checks the ports before it starts anything.
 //   - A connection to a dead address blocks its endpoint writer for 2 s
 //     per retry (10): one try instead of five, since membership comes from
@@ -61,7 +63,85 @@
 //     //go:build !race, so `go test -race` skips them; run the package
 //     without -race (tests/run lists it in NORACE).
 //
-// Start registers no grain kind: protoactor does not need one (it
-// registers its own pub-sub kind, "prototopic", which members advertise
-// and Members leaves out). Config.Kinds are only advertised for now.
+// # Stores as grains
+//
+// Config.StoreKinds are registered as grain kinds: store kind/name is the
+// grain of kind "kind" and identity "name". A grain is a thin actor: it
+// learns its identity from the ClusterInit that protoactor sends right
+// after Started, and only then starts the store actor (actors.StoreProps,
+// named "kind/name", with Config.Stores' journal and limits) as its child,
+// so that the store loads the right journal. It translates the cluster's
+// messages for the store; every message that crosses nodes is a protobuf
+// message of package messages (pitfall 1).
+//
+// # Data flow
+//
+// A socket on node A for store counter/x hosted on node B:
+//
+//  1. The gateway on A calls Node.Connect. A spawns a connection actor
+//     that owns the gateway's send and a bounded outbox
+//     (Config.Stores.OutboxBytes) drained by a writer goroutine, and sends
+//     messages.Connect{client_id, connection: its PID, connection_id} to
+//     the grain through the cluster (a request with a deadline, explicit
+//     timeout, retry count and millisecond backoff: pitfalls 4-5). The
+//     grain attaches the client to its store (actors.Attach whose Sink
+//     sends messages.Deliver to the connection PID), watches the
+//     connection actor and answers messages.Connected{store: the grain's
+//     PID}. Connection ids are random, so that ids made on different nodes
+//     never collide.
+//  2. The client's frames (incoming) go as messages.ClientFrame straight
+//     to that PID: one hop, no lookup per frame. disconnect sends
+//     messages.Disconnect and stops the connection actor.
+//  3. The store applies, and its child for the client (on B) drains the
+//     client's outbox into the Sink: a Deliver with the encoded frames
+//     goes to the connection actor on A, which queues them for send. The
+//     Sink never blocks, so the store side never overflows; the
+//     connection actor's outbox does: it drops what it holds, sends
+//     messages.Overflowed to the store and drops server messages and
+//     pushes (it decodes frames only then) until the store's fresh
+//     snapshot arrives.
+//  4. The store lets the connection go (a replacing connection of the same
+//     client id, the store stopping) with an empty Deliver; the connection
+//     actor writes what it holds, then calls send(nil): the gateway closes
+//     the socket with 1012 and the client reconnects, resends and resyncs.
+//
+// # Nodes coming and going
+//
+//   - The node hosting a store dies: the connection actor watches the
+//     grain's PID and gets Terminated (about 1 ms after the process is
+//     gone, from the broken stream; in the tests 6 ms after a halt), and
+//     lets the connection go. Reconnecting succeeds once memberlist has
+//     declared the node dead (about 1 s; 2 s in TestStoreHostFails) and
+//     the store is activated on a survivor, where it reloads its model and
+//     sequence from the shared journal.
+//   - The node hosting a store leaves (Node.Shutdown): it first stops its
+//     store activations (up to 1 s), so they finish their journal writes
+//     and let their connections go with an empty Deliver while its remote
+//     layer still runs; from then on an activation on it refuses Connect
+//     ("node leaving") and Connect retries with backoff until the others
+//     see it gone (about 170 ms in TestStoreHostLeaves).
+//   - The node holding a socket dies: the grain watches the connection
+//     actor and detaches the client on Terminated.
+//   - A node joins: disthash moves some identities to it; protoactor stops
+//     the moved activations on their old node when it processes the new
+//     topology (a spike fact, not tested here), which lets their
+//     connections go, and the clients reconnect to the new owner. Two activations may briefly coexist (pitfall 6):
+//     the journal must fence them (pgjournal's activation tokens do; the
+//     tests share a memjournal, which stands in for PostgreSQL and does
+//     not fence).
+//
+// # Not done yet
+//
+//   - Transparent re-attach: when a store moves, the socket is closed
+//     (1012) and the client reconnects; re-attaching the connection actor
+//     to the new activation without closing it is a later part.
+//   - A context-aware identity lookup: disthash may still wait its
+//     hard-coded 5 s on a dead owner (pitfall 4). Connect returns when its
+//     ctx ends, but the request's goroutine may linger that long.
+//   - Passivation: activations live until their node leaves or dies.
+//   - Delivery is at-most-once between the store and a connection actor
+//     (a Deliver lost with a broken stream is not resent); the client
+//     recovers by its resync on reconnect. A Connect delivered twice by a
+//     retry is recognised and not attached again.
+//   - lilyd does not start a cluster node yet.
 package cluster

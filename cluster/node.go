@@ -22,6 +22,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/transport"
 )
 
 // DefaultGossipPort is the port assumed for a seed given without one.
@@ -62,9 +65,16 @@ type Config struct {
 	// so nodes may start in any order. This node's own address is skipped.
 	// Zero value: none (the node waits for others to join it).
 	Seeds []string
-	// Kinds are the names of the grain kinds this node serves, advertised
-	// to the other members. Zero value: none.
+	// Kinds are names of grain kinds this node advertises to the other
+	// members without serving them. Zero value: none.
 	Kinds []string
+	// StoreKinds are the kinds of stores this node hosts as grains (and
+	// advertises): store kind/name is the grain of kind "kind" and
+	// identity "name", placed by disthash. Node.Connect reaches the stores
+	// of these kinds. Zero value: none.
+	StoreKinds []actors.Kind
+	// Stores configures the stores of StoreKinds.
+	Stores StoreSettings
 	// Detection tunes failure detection. Zero fields take LANDetection's.
 	Detection Detection
 	// Logger receives the node's logs; protoactor's info logs and all of
@@ -177,6 +187,18 @@ func (c Config) validate() error {
 			return invalid("Kinds", "%q twice or reserved", k)
 		}
 	}
+	for i, k := range c.StoreKinds {
+		if !transport.ValidName(k.Name()) {
+			return invalid("StoreKinds", "name %q is not 1-128 chars of [A-Za-z0-9._-]", k.Name())
+		}
+		if slices.ContainsFunc(c.StoreKinds[:i], func(o actors.Kind) bool { return o.Name() == k.Name() }) ||
+			slices.Contains(c.Kinds, k.Name()) || k.Name() == protocluster.TopicActorKind {
+			return invalid("StoreKinds", "%q twice or reserved", k.Name())
+		}
+	}
+	if c.Stores.OutboxBytes < 0 {
+		return invalid("Stores.OutboxBytes", "negative")
+	}
 	d := c.Detection
 	if d.ProbeInterval < 0 || d.ProbeTimeout < 0 || d.SuspicionMult < 0 || d.GossipInterval < 0 {
 		return invalid("Detection", "negative value")
@@ -185,11 +207,20 @@ func (c Config) validate() error {
 		return invalid("Detection.ProbeTimeout", "%v is not shorter than ProbeInterval (%v)", d.ProbeTimeout, d.ProbeInterval)
 	}
 	// The id is a 22-character shortuuid; 32 leaves room.
-	probe := metadata{ID: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", Host: c.AdvertiseHost, Port: 65535, Kinds: advertised(c.Kinds, nil)}
+	probe := metadata{ID: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", Host: c.AdvertiseHost, Port: 65535, Kinds: advertised(c.Kinds, storeKindNames(c.StoreKinds))}
 	if _, err := probe.encode(); err != nil {
 		return fmt.Errorf("%w: Kinds: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// storeKindNames returns the names of kinds.
+func storeKindNames(kinds []actors.Kind) []string {
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		names = append(names, k.Name())
+	}
+	return names
 }
 
 // splitSeed returns a seed's host and port.
@@ -230,6 +261,10 @@ type Node struct {
 	c        *protocluster.Cluster
 	provider *provider
 
+	storeKinds map[string]actors.Kind
+	grains     sync.Map     // this node's store activations: PID string → *actor.PID
+	conns      atomic.Int64 // connections attached through Connect, not yet disconnected
+
 	doneOnce sync.Once
 	done     chan struct{} // closed by fatal or at the end of a shutdown
 	err      error         // written before done is closed
@@ -256,7 +291,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start: RemotePort: %w", err)
 	}
 
-	n := &Node{cfg: cfg, done: make(chan struct{}), stopped: make(chan struct{})}
+	n := &Node{cfg: cfg, done: make(chan struct{}), stopped: make(chan struct{}), storeKinds: map[string]actors.Kind{}}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {
 		return slog.New(demoteInfo{cfg.Logger.Handler()}).With("lib", "protoactor", "member", s.ID)
 	}))
@@ -273,8 +308,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
 		))
 	n.provider = newProvider(cfg, n.log, n.fatal)
+	var kinds []*protocluster.Kind
+	for _, k := range cfg.StoreKinds {
+		n.storeKinds[k.Name()] = k
+		kinds = append(kinds, protocluster.NewKind(k.Name(), n.grainProps(k)))
+	}
 	cc := protocluster.Configure(cfg.ClusterName, n.provider, disthash.New(), rc,
-		protocluster.WithHeartbeatExpiration(heartbeatExpiration))
+		protocluster.WithHeartbeatExpiration(heartbeatExpiration),
+		protocluster.WithKinds(kinds...))
 	n.c = protocluster.New(n.system, cc)
 
 	begin := time.Now()
@@ -372,8 +413,10 @@ func (n *Node) fatal(err error) {
 	})
 }
 
-// Shutdown leaves the cluster gracefully: the other members drop this node
-// within about 100 ms instead of detecting its failure. It takes about
+// Shutdown leaves the cluster gracefully: it first stops this node's store
+// activations (up to 1 s; they let their connections go), then the other
+// members drop this node within about 100 ms instead of detecting its
+// failure. It takes about
 // 2.2 s (protoactor sleeps a fixed 2 s to let grains move); budget 2-4 s. When ctx ends first,
 // it stops the gRPC server at once and returns ctx's error, still waiting
 // for that sleep to end. Calling it again waits for the first call.
@@ -382,6 +425,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopping.Store(true)
 		go func() {
 			defer close(n.stopped)
+			// Stops this node's stores first, so that they let their
+			// connections go and finish their writes (up to 1 s each).
+			n.stopGrains(ctx)
 			// Stops the actor system, calls the provider's Shutdown(true)
 			// (memberlist Leave), sleeps 2 s, stops gossip and gRPC.
 			if err := catch(func() { n.c.Shutdown(true) }); err != nil {

@@ -211,7 +211,8 @@ func (x *Disconnect) GetConnectionId() uint64 {
 }
 
 // Deliver carries frames for one client, in order, already encoded in the
-// client's envelope format.
+// client's envelope format. A Deliver without frames tells the connection
+// that the store let it go (the Sink's nil batch).
 type Deliver struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Frames        [][]byte               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
@@ -504,6 +505,62 @@ func (x *JournalSnapshot) GetApplied() []*AppliedID {
 	return nil
 }
 
+// Connected answers a Connect sent to a store grain: store is the store's
+// activation, which the connection sends its ClientFrame, Disconnect and
+// Overflowed messages to and watches; error, when not empty, says why the
+// store refused the connection (store is then unset).
+type Connected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *actor.PID             `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connected) Reset() {
+	*x = Connected{}
+	mi := &file_messages_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connected) ProtoMessage() {}
+
+func (x *Connected) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connected.ProtoReflect.Descriptor instead.
+func (*Connected) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Connected) GetStore() *actor.PID {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+func (x *Connected) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_messages_proto protoreflect.FileDescriptor
 
 const file_messages_proto_rawDesc = "" +
@@ -543,7 +600,11 @@ const file_messages_proto_rawDesc = "" +
 	"\x0fJournalSnapshot\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\fR\x05model\x122\n" +
-	"\aapplied\x18\x03 \x03(\v2\x18.lily.messages.AppliedIDR\aappliedB\"Z github.com/lily-go/lily/messagesb\x06proto3"
+	"\aapplied\x18\x03 \x03(\v2\x18.lily.messages.AppliedIDR\aapplied\"C\n" +
+	"\tConnected\x12 \n" +
+	"\x05store\x18\x01 \x01(\v2\n" +
+	".actor.PIDR\x05store\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05errorB\"Z github.com/lily-go/lily/messagesb\x06proto3"
 
 var (
 	file_messages_proto_rawDescOnce sync.Once
@@ -557,7 +618,7 @@ func file_messages_proto_rawDescGZIP() []byte {
 	return file_messages_proto_rawDescData
 }
 
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_messages_proto_goTypes = []any{
 	(*ClientFrame)(nil),     // 0: lily.messages.ClientFrame
 	(*Connect)(nil),         // 1: lily.messages.Connect
@@ -567,16 +628,18 @@ var file_messages_proto_goTypes = []any{
 	(*JournalRecord)(nil),   // 5: lily.messages.JournalRecord
 	(*AppliedID)(nil),       // 6: lily.messages.AppliedID
 	(*JournalSnapshot)(nil), // 7: lily.messages.JournalSnapshot
-	(*actor.PID)(nil),       // 8: actor.PID
+	(*Connected)(nil),       // 8: lily.messages.Connected
+	(*actor.PID)(nil),       // 9: actor.PID
 }
 var file_messages_proto_depIdxs = []int32{
-	8, // 0: lily.messages.Connect.connection:type_name -> actor.PID
+	9, // 0: lily.messages.Connect.connection:type_name -> actor.PID
 	6, // 1: lily.messages.JournalSnapshot.applied:type_name -> lily.messages.AppliedID
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	9, // 2: lily.messages.Connected.store:type_name -> actor.PID
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_messages_proto_init() }
@@ -590,7 +653,7 @@ func file_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

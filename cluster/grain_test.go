@@ -1,0 +1,354 @@
+//go:build !race
+
+// Stores as grains across in-process nodes (no -race: see cluster_test.go).
+// The nodes share one in-memory journal (memjournal): it stands in for the
+// PostgreSQL journal a real cluster shares, so that a store reloads its
+// model and sequence on whichever node hosts it next.
+
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/demo/counter"
+	"github.com/lily-go/lily/gateway"
+	"github.com/lily-go/lily/journal/memjournal"
+	"github.com/lily-go/lily/transport"
+)
+
+var _ gateway.Resolver = (*Node)(nil)
+
+var counterSer = transport.Automatic[counter.Counter, counter.Msg](counter.Variants...)
+
+func counterKind() actors.Kind { return actors.NewKind("counter", counter.Store(), counterSer) }
+
+// testConn is one client connection through Node.Connect: it records the
+// frames its send receives, and whether it was let go (send(nil)).
+type testConn struct {
+	t          *testing.T
+	mu         sync.Mutex
+	frames     []transport.Frame
+	letGo      bool
+	incoming   func([]byte)
+	disconnect func()
+}
+
+func connect(t *testing.T, n *Node, name, clientID string) *testConn {
+	t.Helper()
+	c := &testConn{t: t}
+	send := func(frames [][]byte) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if frames == nil {
+			c.letGo = true
+			return nil
+		}
+		for _, data := range frames {
+			f, err := transport.Decode(data, transport.FormatJSON)
+			if err != nil {
+				t.Errorf("decode %s: %v", data, err)
+				continue
+			}
+			c.frames = append(c.frames, f)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var err error
+	c.incoming, c.disconnect, err = n.Connect(ctx, "counter", name, clientID, send)
+	if err != nil {
+		t.Fatalf("connect %s to %s through %s: %v", clientID, name, n.cfg.NodeName, err)
+	}
+	return c
+}
+
+func (c *testConn) send(f transport.Frame) {
+	c.t.Helper()
+	data, err := transport.Encode(f, transport.FormatJSON)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.incoming(data)
+}
+
+func (c *testConn) increment(id uint64) {
+	c.t.Helper()
+	payload, err := counterSer.EncodeMessage(counter.Increment{}, transport.FormatJSON)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(transport.Frame{Type: transport.TypeClientMessage, ID: id, Payload: payload})
+}
+
+func (c *testConn) resync() { c.send(transport.Frame{Type: transport.TypeResync}) }
+
+// find waits for a frame matching ok and returns it.
+func (c *testConn) find(what string, ok func(transport.Frame) bool) transport.Frame {
+	c.t.Helper()
+	var found transport.Frame
+	waitFor(c.t, what, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, f := range c.frames {
+			if ok(f) {
+				found = f
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (c *testConn) wasLetGo() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.letGo
+}
+
+func snapshotAt(seq uint64) func(transport.Frame) bool {
+	return func(f transport.Frame) bool { return f.Type == transport.TypeSnapshot && f.Sequence == seq }
+}
+
+func (c *testConn) wantCount(seq uint64, count int) {
+	c.t.Helper()
+	f := c.find(fmt.Sprintf("snapshot at %d", seq), snapshotAt(seq))
+	m, err := counterSer.DecodeModel(f.State, transport.FormatJSON)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if m.Count != count {
+		c.t.Fatalf("snapshot at %d: count %d, want %d", seq, m.Count, count)
+	}
+}
+
+// hostOf returns the index of the node hosting store name (activating it).
+func hostOf(t *testing.T, all []*Node, name string) int {
+	t.Helper()
+	var pidAddr string
+	waitFor(t, "placement of "+name, func() bool {
+		pid := all[0].Cluster().Get(name, "counter")
+		if pid == nil {
+			return false
+		}
+		pidAddr = pid.Address
+		return true
+	})
+	for i, n := range all {
+		if n.Address() == pidAddr {
+			return i
+		}
+	}
+	t.Fatalf("store %s on unknown address %s", name, pidAddr)
+	return -1
+}
+
+func startStoreNodes(t *testing.T, ns *nodes, names ...string) []*Node {
+	t.Helper()
+	j := memjournal.New()
+	t.Cleanup(func() { _ = j.Close() })
+	settings := StoreSettings{Journal: j}
+	first := ns.start(Config{NodeName: names[0], StoreKinds: []actors.Kind{counterKind()}, Stores: settings})[0]
+	var cfgs []Config
+	for _, name := range names[1:] {
+		cfgs = append(cfgs, Config{NodeName: name, Seeds: []string{first.GossipAddress()}, StoreKinds: []actors.Kind{counterKind()}, Stores: settings})
+	}
+	all := append([]*Node{first}, ns.start(cfgs...)...)
+	for _, n := range all {
+		waitFor(t, n.cfg.NodeName+" sees all", count(n, len(all)))
+	}
+	return all
+}
+
+// TestStoresAcrossNodes: for several stores spread over three nodes, a
+// client through node a and one through node b converge, whichever node
+// hosts the store.
+func TestStoresAcrossNodes(t *testing.T) {
+	ns := newNodes(t)
+	all := startStoreNodes(t, ns, "a", "b", "c")
+	a, b := all[0], all[1]
+	if !a.HasKind("counter") || a.HasKind("todo") {
+		t.Fatal("HasKind")
+	}
+	hosts := map[int]int{}
+	for i := range 8 {
+		name := fmt.Sprintf("s%d", i)
+		host := hostOf(t, all, name)
+		hosts[host]++
+		ca := connect(t, a, name, "ca")
+		cb := connect(t, b, name, "cb")
+		ca.resync()
+		ca.wantCount(0, 0)
+		ca.increment(1)
+		ca.increment(2)
+		ca.find("ack 2", func(f transport.Frame) bool {
+			return f.Type == transport.TypeAcknowledge && f.ID == 2 && f.Sequence == 2
+		})
+		cb.find("server_message 2", func(f transport.Frame) bool { return f.Type == transport.TypeServerMessage && f.Sequence == 2 })
+		cb.increment(1)
+		ca.find("server_message 3", func(f transport.Frame) bool { return f.Type == transport.TypeServerMessage && f.Sequence == 3 })
+		cb.resync()
+		cb.wantCount(3, 3)
+		ca.disconnect()
+		cb.disconnect()
+		t.Logf("store %s on node %s: converged", name, all[host].cfg.NodeName)
+	}
+	if len(hosts) < 2 {
+		t.Errorf("all 8 stores on one node: %v", hosts)
+	}
+}
+
+// storeOn returns the name of a store that lands on all[host].
+func storeOn(t *testing.T, all []*Node, host int, prefix string) string {
+	t.Helper()
+	for i := range 100 {
+		if name := fmt.Sprintf("%s%d", prefix, i); hostOf(t, all, name) == host {
+			return name
+		}
+	}
+	t.Fatalf("no store placed on node %d", host)
+	return ""
+}
+
+// TestStoreHostLeaves: the node hosting a store shuts down gracefully; the
+// connections to that store are let go, and reconnecting through the
+// surviving node (at once: the leaving node refuses to take the store
+// back) finds the store with its model and sequence (reloaded from the
+// shared journal).
+func TestStoreHostLeaves(t *testing.T) {
+	testStoreHostGoes(t, func(b *Node) {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestStoreHostFails: the same when the hosting node dies without leaving
+// (halt, as if its process was killed): the connection actor's watch of
+// the store's activation lets the connection go.
+func TestStoreHostFails(t *testing.T) {
+	testStoreHostGoes(t, func(b *Node) { b.halt() })
+}
+
+func testStoreHostGoes(t *testing.T, stop func(b *Node)) {
+	ns := newNodes(t)
+	all := startStoreNodes(t, ns, "a", "b")
+	a, b := all[0], all[1]
+	name := storeOn(t, all, 1, "m")
+	ca := connect(t, a, name, "ca")
+	cb := connect(t, b, name, "cb")
+	for id := uint64(1); id <= 3; id++ {
+		ca.increment(id)
+	}
+	ca.find("ack 3", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 3 && f.Sequence == 3
+	})
+	cb.find("server_message 3", func(f transport.Frame) bool { return f.Type == transport.TypeServerMessage && f.Sequence == 3 })
+
+	letGo := clock(ca.wasLetGo)
+	go stop(b)
+	t.Logf("connection through a let go %v after b began to stop", letGo(t, "ca let go").Round(time.Millisecond))
+
+	begin := time.Now()
+	again := connect(t, a, name, "ca")
+	t.Logf("reconnected through a in %v", time.Since(begin).Round(time.Millisecond))
+	again.resync()
+	again.wantCount(3, 3)
+	again.increment(4)
+	again.find("ack 4", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 4 && f.Sequence == 4
+	})
+	waitFor(t, "b stopped", func() bool {
+		select {
+		case <-b.stopped:
+			return true
+		default:
+			return false
+		}
+	})
+	if got := hostOf(t, all[:1], name); got != 0 {
+		t.Fatalf("store on %d", got)
+	}
+}
+
+// TestConnectionOverflow: a client whose socket is stuck overflows its
+// connection actor's outbox; the store answers with a snapshot, and once
+// the socket writes again the client gets the latest snapshot followed by
+// contiguous server messages.
+func TestConnectionOverflow(t *testing.T) {
+	ns := newNodes(t)
+	j := memjournal.New()
+	t.Cleanup(func() { _ = j.Close() })
+	kinds := []actors.Kind{counterKind()}
+	a := ns.start(Config{NodeName: "a", StoreKinds: kinds, Stores: StoreSettings{Journal: j, OutboxBytes: 300}})[0]
+	b := ns.start(Config{NodeName: "b", Seeds: []string{a.GossipAddress()}, StoreKinds: kinds, Stores: StoreSettings{Journal: j, OutboxBytes: 300}})[0]
+	waitFor(t, "two members", count(a, 2))
+	name := storeOn(t, []*Node{a, b}, 1, "o")
+
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []transport.Frame
+	send := func(frames [][]byte) error {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		for _, data := range frames {
+			if data == nil {
+				continue
+			}
+			f, err := transport.Decode(data, transport.FormatJSON)
+			if err != nil {
+				t.Errorf("decode: %v", err)
+			}
+			got = append(got, f)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	incoming, disconnect, err := a.Connect(ctx, "counter", name, "slow", send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disconnect()
+	_ = incoming
+	fast := connect(t, a, name, "fast")
+	const n = 50
+	for id := uint64(1); id <= n; id++ {
+		fast.increment(id)
+	}
+	fast.find("ack 50", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == n })
+	close(release)
+	waitFor(t, "slow reaches 50", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1].Sequence == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	last := -1
+	for i, f := range got {
+		if f.Type == transport.TypeSnapshot {
+			last = i
+		}
+	}
+	if last < 0 {
+		t.Fatalf("no snapshot among %d frames", len(got))
+	}
+	seq := got[last].Sequence
+	for _, f := range got[last+1:] {
+		if f.Type != transport.TypeServerMessage || f.Sequence != seq+1 {
+			t.Fatalf("after snapshot at %d: %v at %d", got[last].Sequence, f.Type, f.Sequence)
+		}
+		seq = f.Sequence
+	}
+	t.Logf("slow client got %d frames; last snapshot at %d", len(got), got[last].Sequence)
+}
