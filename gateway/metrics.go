@@ -59,11 +59,17 @@ func NewMetrics(stores func() int) *Metrics {
 	m.registry.MustRegister(m.connections, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.applyTime, m.errors, m.closes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stores != nil {
-		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "lily_stores_active", Help: "Stores running on this node.",
-		}, func() float64 { return float64(stores()) }))
+		m.CountStores(stores)
 	}
 	return m
+}
+
+// CountStores adds the lily_stores_active gauge, read from stores at each
+// scrape (for metrics made with NewMetrics(nil)). Call it once.
+func (m *Metrics) CountStores(stores func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lily_stores_active", Help: "Stores running on this node.",
+	}, func() float64 { return float64(stores()) }))
 }
 
 // Registry returns the registry the metrics live in, to add more.

@@ -118,6 +118,12 @@ func (n *lilyd) stop() {
 	}
 }
 
+// storeURL is the WebSocket address of a store on this node, without a
+// client id (the Go client adds its own).
+func (n *lilyd) storeURL(kind, name string) string {
+	return fmt.Sprintf("ws://%s/ws/%s/%s", n.addr, kind, name)
+}
+
 func (n *lilyd) url(kind, name, clientID string) string {
 	return fmt.Sprintf("ws://%s/ws/%s/%s?client_id=%s", n.addr, kind, name, clientID)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lily-go/lily/journal"
 	"github.com/lily-go/lily/journal/pebblejournal"
+	"github.com/lily-go/lily/journal/pgjournal"
 )
 
 // config is lilyd's configuration: every flag can also be set with the
@@ -35,6 +37,14 @@ type config struct {
 	snapshotEvery   uint64
 	retention       uint64
 	passivateAfter  time.Duration
+	journalURL      string
+	clusterName     string
+	nodeName        string
+	bind            string
+	advertise       string
+	gossipPort      int
+	remotePort      int
+	seeds           string
 }
 
 // envName returns the environment variable of a flag: LILY_LISTEN for
@@ -64,6 +74,14 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "messages a store applies between snapshots")
 	fs.Uint64Var(&c.retention, "retention", 10000, "messages a store keeps behind its latest snapshot for delta resyncs")
 	fs.DurationVar(&c.passivateAfter, "passivate-after", 5*time.Minute, "a store with no client and no message for this long snapshots and stops (0: never)")
+	fs.StringVar(&c.journalURL, "journal", "", "a shared journal, postgres://user@host:port/db (required with -cluster-name); empty: the local one under -data-dir")
+	fs.StringVar(&c.clusterName, "cluster-name", "", "join the cluster of this name (nodes with the same name and seeds form one); empty: a single node")
+	fs.StringVar(&c.nodeName, "node-name", "", "this node's name in logs (cluster mode)")
+	fs.StringVar(&c.bind, "bind", "127.0.0.1", "host the cluster's gossip and remote ports bind to (cluster mode)")
+	fs.StringVar(&c.advertise, "advertise", "", "host other nodes reach this one at (cluster mode); empty: -bind")
+	fs.IntVar(&c.gossipPort, "gossip-port", 7946, "memberlist port, TCP and UDP (cluster mode)")
+	fs.IntVar(&c.remotePort, "remote-port", 8090, "Proto.Actor remote (gRPC) port (cluster mode)")
+	fs.StringVar(&c.seeds, "seeds", "", "comma-separated host:port gossip addresses (or DNS names) of nodes to join (cluster mode)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lilyd [flags]\n\nEvery flag can also be set as an environment variable, e.g. -listen as %s.\n\n", envName("listen"))
 		fs.PrintDefaults()
@@ -109,6 +127,12 @@ func (c config) validate() error {
 	if c.snapshotEvery == 0 || c.retention == 0 || c.batchInterval <= 0 || c.passivateAfter < 0 {
 		return errors.New("lilyd: -snapshot-every, -retention and -batch-interval must be positive, -passivate-after not negative")
 	}
+	if c.clusterName != "" && !strings.HasPrefix(c.journalURL, "postgres://") && !strings.HasPrefix(c.journalURL, "postgresql://") {
+		return errors.New("lilyd: -cluster-name needs -journal postgres://...: a store moving between nodes must find its journal on every node")
+	}
+	if c.journalURL != "" && !strings.HasPrefix(c.journalURL, "postgres://") && !strings.HasPrefix(c.journalURL, "postgresql://") {
+		return fmt.Errorf("lilyd: -journal must be a postgres:// URL, got %q", c.journalURL)
+	}
 	if c.writeTimeout <= 0 || c.pingInterval <= 0 || c.shutdownTimeout <= 0 {
 		return errors.New("lilyd: -write-timeout, -ping-interval and -shutdown-timeout must be positive")
 	}
@@ -142,9 +166,20 @@ func (c config) origins() []string {
 	return out
 }
 
-// openJournal opens the node's journal: Pebble under -data-dir, or nil (the
-// registry's in-memory journal) when -data-dir is empty.
+// openJournal opens the node's journal: PostgreSQL with -journal, Pebble
+// under -data-dir, or nil (the registry's in-memory journal) when -data-dir
+// is empty.
 func (c config) openJournal(logger *slog.Logger) (journal.Journal, func() error, error) {
+	if c.journalURL != "" {
+		durability, _ := journal.ParseDurability(c.durability)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		j, err := pgjournal.Open(ctx, c.journalURL, pgjournal.Options{Durability: durability, Logger: logger})
+		if err != nil {
+			return nil, nil, fmt.Errorf("lilyd: -journal: %w", err)
+		}
+		return j, j.Close, nil
+	}
 	if c.dataDir == "" {
 		return nil, func() error { return nil }, nil
 	}
@@ -159,4 +194,14 @@ func (c config) openJournal(logger *slog.Logger) (journal.Journal, func() error,
 		return nil, nil, fmt.Errorf("lilyd: %w", err)
 	}
 	return j, j.Close, nil
+}
+
+func (c config) seedList() []string {
+	var out []string
+	for _, s := range strings.Split(c.seeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

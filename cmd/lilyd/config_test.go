@@ -32,6 +32,12 @@ func TestParseConfig(t *testing.T) {
 		}, ""},
 		{"bad durability", nil, map[string]string{"LILY_DURABILITY": "maybe"}, nil, "-durability"},
 		{"zero snapshot interval", []string{"-snapshot-every", "0"}, nil, nil, "-snapshot-every"},
+		{"cluster", []string{"-cluster-name", "prod", "-journal", "postgres://lily@db:5432/lily", "-seeds", "a:7946, lily-headless.ns.svc:7946"}, nil, func(c config) bool {
+			seeds := c.seedList()
+			return c.clusterName == "prod" && len(seeds) == 2 && seeds[1] == "lily-headless.ns.svc:7946" && c.gossipPort == 7946
+		}, ""},
+		{"cluster without a shared journal", []string{"-cluster-name", "prod"}, nil, nil, "-journal postgres://"},
+		{"journal that is not postgres", nil, map[string]string{"LILY_JOURNAL": "mysql://x"}, nil, "postgres:// URL"},
 		{"bad level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
 		{"bad format", nil, map[string]string{"LILY_LOG_FORMAT": "xml"}, nil, "-log-format"},
 		{"bad env value", nil, map[string]string{"LILY_READ_LIMIT": "lots"}, nil, "LILY_READ_LIMIT"},

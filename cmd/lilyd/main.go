@@ -17,10 +17,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/cluster"
 	"github.com/lily-go/lily/demo/counter"
 	"github.com/lily-go/lily/demo/todo"
 	"github.com/lily-go/lily/gateway"
+	"github.com/lily-go/lily/journal"
 	"github.com/lily-go/lily/server"
 	"github.com/lily-go/lily/transport"
 	"github.com/lily-go/lily/web"
@@ -64,22 +68,12 @@ func run(ctx context.Context, cfg config) error {
 			logger.Error("closing the journal", slog.Any("error", err))
 		}
 	}()
-	var registry *server.Registry
-	metrics := gateway.NewMetrics(func() int { return registry.Stores() })
-	registry, err = server.NewRegistry(server.Config{
-		OutboxBytes:    cfg.outboxBytes,
-		Logger:         logger,
-		Observer:       metrics,
-		System:         server.NewActorSystem(logger.With(slog.String("component", "actors"))),
-		Journal:        jrnl,
-		SnapshotEvery:  cfg.snapshotEvery,
-		Retention:      cfg.retention,
-		PassivateAfter: cfg.passivateAfter,
-	}, demoKinds()...)
+	metrics := gateway.NewMetrics(nil)
+	stores, err := startStores(ctx, cfg, jrnl, metrics, logger)
 	if err != nil {
 		return err
 	}
-	gw, err := gateway.New(registry, gateway.Config{
+	gw, err := gateway.New(stores.resolver, gateway.Config{
 		ReadLimit:      cfg.readLimit,
 		WriteTimeout:   cfg.writeTimeout,
 		PingInterval:   cfg.pingInterval,
@@ -88,6 +82,7 @@ func run(ctx context.Context, cfg config) error {
 		Logger:         logger,
 	})
 	if err != nil {
+		stores.stop(context.Background())
 		return err
 	}
 	// The demo page at / (the gateway serves the browser client, /lily.js).
@@ -109,11 +104,17 @@ func run(ctx context.Context, cfg config) error {
 	logger.Info("lilyd serving", slog.String("addr", ln.Addr().String()), slog.String("kinds", "counter, todo"),
 		slog.String("data_dir", cfg.dataDir), slog.String("durability", cfg.durability))
 
+	var failed error
 	select {
 	case err := <-served:
-		registry.Stop()
+		stores.stop(context.Background())
 		return fmt.Errorf("lilyd: serve: %w", err)
 	case <-ctx.Done():
+	case <-stores.done:
+		// The cluster told this node to stop (it was declared dead while
+		// stalled): exit, to be restarted with a new identity.
+		failed = stores.err()
+		logger.Error("lilyd: leaving", slog.Any("error", failed))
 	}
 	logger.Info("lilyd shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
@@ -124,10 +125,73 @@ func run(ctx context.Context, cfg config) error {
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http server did not stop in time", slog.Any("error", err))
 	}
-	registry.Stop()
+	stores.stop(shutdownCtx)
 	<-served
 	logger.Info("lilyd stopped")
-	return nil
+	return failed
+}
+
+// storeHost is where the node's stores run: a registry (single node) or a
+// cluster node.
+type storeHost struct {
+	resolver gateway.Resolver
+	stop     func(ctx context.Context)
+	done     <-chan struct{} // closed when the cluster requires this node to stop
+	err      func() error
+}
+
+// startStores starts the stores: a registry, or with -cluster-name a
+// cluster node that joins its peers (and returns once it has joined).
+func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics *gateway.Metrics, logger *slog.Logger) (*storeHost, error) {
+	if cfg.clusterName == "" {
+		registry, err := server.NewRegistry(server.Config{
+			OutboxBytes:    cfg.outboxBytes,
+			Logger:         logger,
+			Observer:       metrics,
+			System:         server.NewActorSystem(logger.With(slog.String("component", "actors"))),
+			Journal:        jrnl,
+			SnapshotEvery:  cfg.snapshotEvery,
+			Retention:      cfg.retention,
+			PassivateAfter: cfg.passivateAfter,
+		}, demoKinds()...)
+		if err != nil {
+			return nil, err
+		}
+		metrics.CountStores(registry.Stores)
+		return &storeHost{resolver: registry, stop: func(context.Context) { registry.Stop() }, done: make(chan struct{}), err: func() error { return nil }}, nil
+	}
+	node, err := cluster.Start(ctx, cluster.Config{
+		ClusterName:   cfg.clusterName,
+		NodeName:      cfg.nodeName,
+		BindHost:      cfg.bind,
+		AdvertiseHost: cfg.advertise,
+		GossipPort:    cfg.gossipPort,
+		RemotePort:    cfg.remotePort,
+		Seeds:         cfg.seedList(),
+		StoreKinds:    demoKinds(),
+		Stores: cluster.StoreSettings{
+			Journal:       jrnl,
+			OutboxBytes:   cfg.outboxBytes,
+			SnapshotEvery: cfg.snapshotEvery,
+			Retention:     cfg.retention,
+			Observer:      metrics,
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lilyd: cluster: %w", err)
+	}
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lily_cluster_members", Help: "Members of the cluster this node sees (itself included).",
+	}, func() float64 { return float64(len(node.Members())) }))
+	logger.Info("joined the cluster", slog.String("cluster", cfg.clusterName), slog.String("node", node.ID()),
+		slog.String("gossip", node.GossipAddress()), slog.Int("members", len(node.Members())))
+	stop := func(ctx context.Context) {
+		if err := node.Shutdown(ctx); err != nil {
+			logger.Warn("leaving the cluster", slog.Any("error", err))
+		}
+	}
+	return &storeHost{resolver: node, stop: stop, done: node.Done(), err: node.Err}, nil
 }
 
 // serveProfiles serves Go's runtime profiles (net/http/pprof) on addr, apart
