@@ -47,7 +47,9 @@ func TestLilydClusterSurvivesAKilledNode(t *testing.T) {
 	}
 
 	const stores, first, second = 20, 10, 5
-	type pair struct{ viaA, viaB *client.Client[counter.Counter, counter.Msg] }
+	type pair struct {
+		viaA, viaB *client.Client[counter.Counter, counter.Msg]
+	}
 	pairs := make([]pair, stores)
 	var killed atomic.Bool
 	var cutOff atomic.Int32 // clients whose connection closed after the kill
