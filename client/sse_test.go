@@ -54,11 +54,16 @@ func TestSSELostAnswerIsAppliedOnce(t *testing.T) {
 	reg := newRegistry(t)
 	n := startNode(t, reg, nil)
 	proxy := testutil.NewProxy(t, n.addr())
-	a := connectCounter(t, storeURL(proxy.Addr(), "counter", "sse-lost"), client.Options{Transport: client.TransportSSE})
+	posts := &countingTransport{next: http.DefaultTransport}
+	a := connectCounter(t, storeURL(proxy.Addr(), "counter", "sse-lost"), client.Options{Transport: client.TransportSSE, HTTPClient: &http.Client{Transport: posts}})
 	b := connectCounter(t, storeURL(n.addr(), "counter", "sse-lost"), client.Options{})
 	send(t, a, counter.Increment{})
 	flush(t, a)
 	waitCount(t, b, 1)
+	// The acknowledgement comes on the event stream; the POST's own answer
+	// on its connection. POSTs go one at a time: drop the answers only
+	// once the first POST has its answer, or the next one is never sent.
+	testutil.Eventually(t, func() bool { return posts.inFlight.Load() == 0 }, "the first POST got no answer")
 
 	proxy.DropDownstream()
 	send(t, a, counter.Add{N: 10})
@@ -210,4 +215,19 @@ func TestTransportOptions(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", tr, tr.String(), want)
 		}
 	}
+}
+
+// countingTransport counts the POSTs waiting for their answer.
+type countingTransport struct {
+	next     http.RoundTripper
+	inFlight atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPost {
+		return c.next.RoundTrip(r)
+	}
+	c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	return c.next.RoundTrip(r)
 }
