@@ -133,6 +133,21 @@ func (j *Journal) state(store string) (*storeState, error) {
 	return s, nil
 }
 
+// lockedState returns the store's state locked and loaded; the caller
+// unlocks s.mu.
+func (j *Journal) lockedState(store string) (*storeState, error) {
+	s, err := j.state(store)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if err := j.load(store, s); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
 // get reads a key; a missing key is (nil, nil).
 func (j *Journal) get(k []byte) ([]byte, error) {
 	v, closer, err := j.db.Get(k)
@@ -184,15 +199,11 @@ func (j *Journal) snapshot(store string) (*journal.Snapshot, error) {
 
 // Open implements journal.Journal.
 func (j *Journal) Open(_ context.Context, store string) (journal.Info, error) {
-	s, err := j.state(store)
+	s, err := j.lockedState(store)
 	if err != nil {
 		return journal.Info{}, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := j.load(store, s); err != nil {
-		return journal.Info{}, err
-	}
 	epoch, err := j.get(key('m', store))
 	if err != nil {
 		return journal.Info{}, fmt.Errorf("journal: open %s: %w", store, err)
@@ -214,15 +225,11 @@ func (j *Journal) Open(_ context.Context, store string) (journal.Info, error) {
 
 // Append implements journal.Journal.
 func (j *Journal) Append(_ context.Context, store string, records []journal.Record) error {
-	s, err := j.state(store)
+	s, err := j.lockedState(store)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := j.load(store, s); err != nil {
-		return err
-	}
 	if err := journal.CheckAppend(store, s.last, records); err != nil {
 		return err
 	}
@@ -253,13 +260,8 @@ func (j *Journal) Append(_ context.Context, store string, records []journal.Reco
 
 // Read implements journal.Journal.
 func (j *Journal) Read(ctx context.Context, store string, after uint64, fn func(journal.Record) error) error {
-	s, err := j.state(store)
+	s, err := j.lockedState(store)
 	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	if err := j.load(store, s); err != nil {
-		s.mu.Unlock()
 		return err
 	}
 	last := s.last
@@ -310,15 +312,11 @@ func (j *Journal) Read(ctx context.Context, store string, after uint64, fn func(
 
 // SaveSnapshot implements journal.Journal.
 func (j *Journal) SaveSnapshot(_ context.Context, store string, snap journal.Snapshot) error {
-	s, err := j.state(store)
+	s, err := j.lockedState(store)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := j.load(store, s); err != nil {
-		return err
-	}
 	if snap.Sequence > s.last {
 		return fmt.Errorf("journal: snapshot of %s at %d is past the last record %d", store, snap.Sequence, s.last)
 	}
@@ -335,15 +333,11 @@ func (j *Journal) SaveSnapshot(_ context.Context, store string, snap journal.Sna
 
 // Trim implements journal.Journal.
 func (j *Journal) Trim(_ context.Context, store string, through uint64) error {
-	s, err := j.state(store)
+	s, err := j.lockedState(store)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := j.load(store, s); err != nil {
-		return err
-	}
 	if through > s.snapshot {
 		return fmt.Errorf("journal: trim %s through %d: not covered by a snapshot (latest at %d)", store, through, s.snapshot)
 	}
