@@ -387,10 +387,12 @@ func TestSlowClientGetsASnapshot(t *testing.T) {
 	checkConsistent(t, fast.all())
 	close(gate)
 
+	// It may get an older snapshot first (asked for during the flood, and
+	// held by the blocked write): wait for the one that brings it to n.
 	testutil.Eventually(t, func() bool {
 		frames := slow.all()
-		return len(frames) > 0 && frames[len(frames)-1].Type == transport.TypeSnapshot
-	}, "the slow client got no snapshot")
+		return len(frames) > 0 && frames[len(frames)-1].Type == transport.TypeSnapshot && frames[len(frames)-1].Sequence == n
+	}, "the slow client got no snapshot of sequence %d", n)
 	frames := slow.all()
 	if len(frames) > n/2 {
 		t.Fatalf("the slow client got %d frames: its outbox was not bounded", len(frames))
