@@ -58,10 +58,20 @@ func connect(t *testing.T, n *Node, name, clientID string) *testConn {
 		}
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
+	// Like a client, try again while the cluster settles (a store whose
+	// host just went away is placed anew once every node sees it gone).
+	deadline := time.Now().Add(patience)
 	var err error
-	c.incoming, c.disconnect, err = n.Connect(ctx, "counter", name, clientID, send)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
+		c.incoming, c.disconnect, err = n.Connect(ctx, "counter", name, clientID, send)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		t.Logf("connect %s to %s through %s: %v; trying again", clientID, name, n.cfg.NodeName, err)
+		time.Sleep(100 * time.Millisecond) // a client's backoff
+	}
 	if err != nil {
 		t.Fatalf("connect %s to %s through %s: %v", clientID, name, n.cfg.NodeName, err)
 	}
