@@ -303,6 +303,7 @@ func TestDeltaResync(t *testing.T) {
 	for id := uint64(13); id <= 25; id++ {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), id, transport.FormatJSON))
 	}
+	testutil.Eventually(t, func() bool { return testutil.LastAck(alice.all()) == 25 }, "not all acknowledged")
 	testutil.Eventually(t, func() bool {
 		info, _ := j.Open(context.Background(), "counter/delta")
 		return info.Snapshot != nil && info.Snapshot.Sequence >= 20
