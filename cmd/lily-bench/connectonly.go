@@ -171,16 +171,6 @@ func runConnectOnly(ctx context.Context, cfg config) (*connectResult, error) {
 	res.ConnectFailures = n - res.Connections
 	defer closeIdle(conns, &readers)
 
-	sleep := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	// Wait until the servers count every connection, then let them settle.
 	want := res.ServerConnectionsBefore + float64(res.Connections)
 	var after map[string]float64
@@ -194,11 +184,11 @@ func runConnectOnly(ctx context.Context, cfg config) (*connectResult, error) {
 			note(fmt.Sprintf("the servers never counted %.0f open connections", want))
 			break
 		}
-		sleep(100 * time.Millisecond)
+		sleepCtx(ctx, 100*time.Millisecond)
 	}
 	logf("%d connections open in %.2fs; settling %v, holding %v", res.Connections, res.ConnectSeconds, cfg.settle, cfg.hold)
 	heldFrom := time.Now()
-	if sleep(cfg.settle) {
+	if sleepCtx(ctx, cfg.settle) {
 		after, err = scrapeSum(ctx, cfg.metricsURLs)
 		if err != nil {
 			note("scrape after opening: " + err.Error())
@@ -208,7 +198,7 @@ func runConnectOnly(ctx context.Context, cfg config) (*connectResult, error) {
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	if rest := cfg.hold - time.Since(heldFrom); rest > 0 && ctx.Err() == nil {
-		sleep(rest)
+		sleepCtx(ctx, rest)
 	}
 	res.Interrupted = ctx.Err() != nil
 	res.HeldSeconds = round2(time.Since(heldFrom).Seconds())

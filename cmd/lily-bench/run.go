@@ -455,17 +455,7 @@ func (r *loadRun) baseline(ctx context.Context) bool {
 
 // measure waits out the warm-up and the measured time, or ctx.
 func (r *loadRun) measure(ctx context.Context, res *result) {
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	if r.cfg.warmup > 0 && !wait(r.cfg.warmup) {
+	if r.cfg.warmup > 0 && !sleepCtx(ctx, r.cfg.warmup) {
 		res.Interrupted = true
 		return
 	}
@@ -473,7 +463,7 @@ func (r *loadRun) measure(ctx context.Context, res *result) {
 	cpu0 := processCPU()
 	start := r.now()
 	r.mStart.Store(start)
-	if !wait(r.cfg.duration) {
+	if !sleepCtx(ctx, r.cfg.duration) {
 		res.Interrupted = true
 	}
 	end := r.now()
@@ -668,3 +658,15 @@ func sortedKeys[V any](m map[string]V) []string {
 func ptr[T any](v T) *T { return &v }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// sleepCtx waits for d and reports true, or for ctx and reports false.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
