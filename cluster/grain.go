@@ -90,7 +90,7 @@ func (g *grainActor) Receive(ctx actor.Context) {
 			Observer:      s.Observer,
 		}), "store")
 		ctx.Watch(g.store)
-		g.node.grains.Store(ctx.Self().String(), ctx.Self())
+		g.node.grains.Store(ctx.Self().String(), activation{pid: ctx.Self(), store: g.name})
 		g.node.log.Debug("store activated", slog.String("store", g.name))
 	case *messages.Connect:
 		g.connect(ctx, m)
@@ -159,6 +159,24 @@ func (g *grainActor) connect(ctx actor.Context, m *messages.Connect) {
 	ctx.Respond(&messages.Connected{Store: ctx.Self()})
 }
 
+// activation is one store activation of this node.
+type activation struct {
+	pid   *actor.PID
+	store string // "kind/name"
+}
+
+// Activations returns the stores ("kind/name") activated on this node,
+// sorted. In a stable cluster each store is activated on exactly one node.
+func (n *Node) Activations() []string {
+	var stores []string
+	n.grains.Range(func(_, v any) bool {
+		stores = append(stores, v.(activation).store)
+		return true
+	})
+	slices.Sort(stores)
+	return stores
+}
+
 // retryBackoff is the retry action of every grain request: it sleeps
 // 10 ms, 20 ms, 40 ms ... up to 500 ms (protoactor's default sleeps
 // nanoseconds, pitfall 5).
@@ -175,7 +193,7 @@ func retryBackoff(i int) int {
 func (n *Node) stopGrains(ctx context.Context) {
 	var wg sync.WaitGroup
 	n.grains.Range(func(_, v any) bool {
-		f := n.system.Root.PoisonFuture(v.(*actor.PID))
+		f := n.system.Root.PoisonFuture(v.(activation).pid)
 		wg.Go(func() { _ = f.Wait() })
 		return true
 	})

@@ -262,7 +262,7 @@ type Node struct {
 	provider *provider
 
 	storeKinds map[string]actors.Kind
-	grains     sync.Map     // this node's store activations: PID string → *actor.PID
+	grains     sync.Map     // this node's store activations: PID string → activation
 	conns      atomic.Int64 // connections attached through Connect, not yet disconnected
 
 	doneOnce sync.Once

@@ -67,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "how often idle clients are pinged; silent for two intervals: closed")
 	fs.IntVar(&c.outboxBytes, "outbox-bytes", 1<<20, "bound of one client's queue of frames, in bytes (overflow: a fresh snapshot instead)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
-	fs.StringVar(&c.pprofListen, "pprof-listen", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off")
+	fs.StringVar(&c.pprofListen, "pprof-listen", "", "debug address: Go's /debug/pprof profiles and, in a cluster, /debug/activations (e.g. 127.0.0.1:6060); empty: off")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the node's journal (created if missing); empty: stores live in memory only")
 	fs.StringVar(&c.durability, "durability", "sync", "when a message counts as durable: sync (fsync before the acknowledgement), batch (fsync every -batch-interval), off")
 	fs.DurationVar(&c.batchInterval, "batch-interval", 10*time.Millisecond, "how often the journal syncs to disk with -durability batch")

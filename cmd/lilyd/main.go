@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,7 +93,7 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("lilyd: listen: %w", err)
 	}
 	if cfg.pprofListen != "" {
-		stopProfiles, err := serveProfiles(cfg.pprofListen, logger)
+		stopProfiles, err := serveDebug(cfg.pprofListen, stores.activations, logger)
 		if err != nil {
 			return err
 		}
@@ -138,6 +139,9 @@ type storeHost struct {
 	stop     func(ctx context.Context)
 	done     <-chan struct{} // closed when the cluster requires this node to stop
 	err      func() error
+	// activations lists the stores activated on this node (nil: not a
+	// cluster node).
+	activations func() []string
 }
 
 // startStores starts the stores: a registry, or with -cluster-name a
@@ -184,6 +188,9 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lily_cluster_members", Help: "Members of the cluster this node sees (itself included).",
 	}, func() float64 { return float64(len(node.Members())) }))
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lily_cluster_activations", Help: "Store activations (grains) hosted on this node.",
+	}, func() float64 { return float64(len(node.Activations())) }))
 	logger.Info("joined the cluster", slog.String("cluster", cfg.clusterName), slog.String("node", node.ID()),
 		slog.String("gossip", node.GossipAddress()), slog.Int("members", len(node.Members())))
 	stop := func(ctx context.Context) {
@@ -191,12 +198,14 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 			logger.Warn("leaving the cluster", slog.Any("error", err))
 		}
 	}
-	return &storeHost{resolver: node, stop: stop, done: node.Done(), err: node.Err}, nil
+	return &storeHost{resolver: node, stop: stop, done: node.Done(), err: node.Err, activations: node.Activations}, nil
 }
 
-// serveProfiles serves Go's runtime profiles (net/http/pprof) on addr, apart
-// from the public listener, and returns the function that stops it.
-func serveProfiles(addr string, logger *slog.Logger) (stop func(), err error) {
+// serveDebug serves Go's runtime profiles (net/http/pprof) on addr, apart
+// from the public listener, and, on a cluster node, /debug/activations:
+// the stores activated on this node as a JSON array. It returns the
+// function that stops it.
+func serveDebug(addr string, activations func() []string, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("lilyd: pprof listen: %w", err)
@@ -205,6 +214,12 @@ func serveProfiles(addr string, logger *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if activations != nil {
+		mux.HandleFunc("/debug/activations", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(activations())
+		})
+	}
 	srv := &http.Server{Handler: mux}
 	done := make(chan struct{})
 	go func() {
