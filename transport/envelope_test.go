@@ -484,3 +484,43 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestPeekType(t *testing.T) {
+	frames := []Frame{
+		{Type: TypeAcknowledge, Sequence: 3, ID: 9},
+		{Type: TypeServerMessage, Sequence: 4, Payload: []byte(`{"_":"Add","0":5}`)},
+		{Type: TypeSnapshot, Sequence: 4, State: []byte(`{"n":1}`), Epoch: "e"},
+		{Type: TypeSynced, Sequence: 4, Epoch: "e"},
+		{Type: TypeError, Code: CodeRejected, Reason: "no", ID: 2},
+		{Type: TypePush, Payload: []byte(`1`)},
+		{Type: TypeClientMessage, Payload: []byte(`1`), ID: 1},
+		{Type: TypeResync, AfterSequence: 2, Delta: true, Epoch: "e"},
+	}
+	for _, f := range frames {
+		for _, format := range []Format{FormatJSON, FormatMsgPack} {
+			payload := f
+			if format == FormatMsgPack {
+				payload.Payload, payload.State = []byte{0x01}, []byte{0x02}
+			}
+			b, err := Encode(payload, format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := PeekType(b); got != f.Type {
+				t.Errorf("PeekType(%v %v) = %v", f.Type, format, got)
+			}
+		}
+	}
+	// Frames laid out differently are decoded.
+	for in, want := range map[string]FrameType{
+		`{"id":2,"type":"client_message","payload":1}`: TypeClientMessage,
+		` {"type":"resync","after_sequence":0}`:          TypeResync,
+		`{"type":"nonsense"}`:                           0,
+		`{"type":"acknowl`:                              0,
+		``:                                              0,
+	} {
+		if got := PeekType([]byte(in)); got != want {
+			t.Errorf("PeekType(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -115,3 +115,48 @@ func DetectFormat(data []byte) Format {
 	}
 	return FormatJSON
 }
+
+// PeekType returns the type of an encoded frame without decoding the rest
+// of it when the frame starts the way Encode writes one ("type" first);
+// otherwise it decodes the frame. It returns 0 for a frame that cannot be
+// decoded.
+func PeekType(data []byte) FrameType {
+	if name, ok := peekTypeName(data); ok {
+		if t, ok := ParseFrameType(name); ok {
+			return t
+		}
+	}
+	f, err := Decode(data, DetectFormat(data))
+	if err != nil {
+		return 0
+	}
+	return f.Type
+}
+
+// peekTypeName returns the type name of a frame laid out as Encode writes
+// it: JSON {"type":"NAME" or a MessagePack fixmap whose first key is the
+// fixstr "type" and whose first value is a fixstr.
+func peekTypeName(data []byte) (string, bool) {
+	const jsonPrefix = `{"type":"`
+	if len(data) > len(jsonPrefix) && string(data[:len(jsonPrefix)]) == jsonPrefix {
+		rest := data[len(jsonPrefix):]
+		for i, b := range rest {
+			if b == '"' {
+				return string(rest[:i]), true
+			}
+			if b == '\\' || i > 16 {
+				break
+			}
+		}
+		return "", false
+	}
+	// fixmap, fixstr "type", fixstr value.
+	if len(data) < 7 || data[0]&0xf0 != 0x80 || string(data[1:6]) != "\xa4type" || data[6]&0xe0 != 0xa0 {
+		return "", false
+	}
+	n := int(data[6] & 0x1f)
+	if len(data) < 7+n {
+		return "", false
+	}
+	return string(data[7 : 7+n]), true
+}

@@ -40,7 +40,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff}, true)
 	f.Fuzz(func(t *testing.T, data []byte, msgpack bool) {
 		format := formatOf(msgpack)
+		peeked := PeekType(data) // never panics
 		frame, err := Decode(data, format)
+		if err == nil && DetectFormat(data) == format && peeked != frame.Type {
+			t.Fatalf("PeekType = %v, Decode says %v", peeked, frame.Type)
+		}
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
 				t.Fatalf("Decode error %T is not a *Error: %v", err, err)
@@ -53,6 +57,9 @@ func FuzzDecode(f *testing.F) {
 		b, err := Encode(frame, format)
 		if err != nil {
 			t.Fatalf("Encode(%+v) of a decoded frame: %v", frame, err)
+		}
+		if got := PeekType(b); got != frame.Type {
+			t.Fatalf("PeekType of an encoded %v frame = %v", frame.Type, got)
 		}
 		again, err := Decode(b, format)
 		if err != nil {
