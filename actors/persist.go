@@ -154,6 +154,7 @@ func (s *storeActor[M, Msg]) written(ctx actor.Context, d *writeDone) {
 		// one stops, and its clients reconnect to that one. Claiming the
 		// store back would have the two take it from each other in turn.
 		s.logger.Warn("store: a newer activation claimed this store; stopping", slog.Any("error", d.err))
+		s.fenced = true
 		s.letGoOfClients()
 		ctx.Stop(ctx.Self())
 		return
@@ -184,15 +185,28 @@ func (s *storeActor[M, Msg]) idle(ctx actor.Context) {
 	if s.cfg.Passivate != nil && !s.cfg.Passivate() {
 		return
 	}
-	if j := s.journal; j != nil && s.failed == nil && s.durableSeq > s.snapshotSeq {
-		model, err := s.encodeModel(s.durableModel, transport.FormatMsgPack)
-		if err == nil {
-			err = j.SaveSnapshot(ctxBackground, s.cfg.Name, journal.Snapshot{Sequence: s.durableSeq, Model: model, Applied: s.durableApplied})
-		}
-		if err != nil {
-			s.logger.Warn("store: no snapshot before passivating; it will replay its journal", slog.Any("error", err))
-		}
-	}
+	s.handOff("passivating")
 	s.logger.Debug("store passivated", slog.Uint64("seq", s.durableSeq))
 	ctx.Stop(ctx.Self())
+}
+
+// handOff snapshots the durable state before the store stops (it
+// passivates, or its activation stops because its node leaves or the store
+// moves), so that the next activation loads it without replaying the
+// journal. A store whose journal fenced it off cannot write, and does not
+// try.
+func (s *storeActor[M, Msg]) handOff(why string) {
+	j := s.journal
+	if j == nil || s.failed != nil || s.fenced || s.durableSeq <= s.snapshotSeq {
+		return
+	}
+	model, err := s.encodeModel(s.durableModel, transport.FormatMsgPack)
+	if err == nil {
+		err = j.SaveSnapshot(ctxBackground, s.cfg.Name, journal.Snapshot{Sequence: s.durableSeq, Model: model, Applied: s.durableApplied})
+	}
+	if err != nil {
+		s.logger.Warn("store: no snapshot before "+why+"; the next activation replays the journal", slog.Any("error", err))
+		return
+	}
+	s.snapshotSeq = s.durableSeq
 }

@@ -191,6 +191,7 @@ type storeActor[M, Msg any] struct {
 	writes      sync.WaitGroup   // the writer goroutine
 	snapshotSeq uint64           // of the latest snapshot written or being written
 	snapshotDue bool             // a snapshot goes with the next write
+	fenced      bool             // a newer activation owns the journal
 
 	clients  map[string]*client // by client id
 	children map[string]*client // by child actor id
@@ -271,6 +272,7 @@ func (s *storeActor[M, Msg]) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		s.letGoOfClients()
 		s.writes.Wait()
+		s.handOff("stopping")
 		if s.cfg.OnStop != nil {
 			s.cfg.OnStop()
 		}

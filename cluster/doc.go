@@ -89,9 +89,12 @@
 //     connection actor and answers messages.Connected{store: the grain's
 //     PID}. Connection ids are random, so that ids made on different nodes
 //     never collide.
-//  2. The client's frames (incoming) go as messages.ClientFrame straight
-//     to that PID: one hop, no lookup per frame. disconnect sends
-//     messages.Disconnect and stops the connection actor.
+//  2. The client's frames (incoming) go through the connection actor, as
+//     messages.ClientFrame, to that PID: no lookup per frame. The
+//     connection actor keeps the client's messages with an id until their
+//     acknowledgement (or error) passes back, for re-attaching (below).
+//     disconnect has the connection actor send messages.Disconnect after
+//     the frames before it, and stop.
 //  3. The store applies, and its child for the client (on B) drains the
 //     client's outbox into the Sink: a Deliver with the encoded frames
 //     goes to the connection actor on A, which queues them for send. The
@@ -101,47 +104,80 @@
 //     pushes (it decodes frames only then) until the store's fresh
 //     snapshot arrives.
 //  4. The store lets the connection go (a replacing connection of the same
-//     client id, the store stopping) with an empty Deliver; the connection
-//     actor writes what it holds, then calls send(nil): the gateway closes
-//     the socket with 1012 and the client reconnects, resends and resyncs.
+//     client id, a store that failed or restarts after a fault, a store
+//     fenced off by a newer activation) with an empty Deliver; the
+//     connection actor writes what it holds, then calls send(nil): the
+//     gateway closes the socket with 1012 and the client reconnects,
+//     resends and resyncs.
+//
+// # Re-attaching
+//
+// When the store's activation goes away (Terminated from the watch: its
+// node died, left, or the store moved to a node that joined), the
+// connection actor re-attaches: it sends Connect again, with the same
+// connection id, until the store's next activation attaches it (retrying
+// with backoff for up to Config.ReattachTimeout, 15 s by default: a dead
+// node must first be declared dead, a leaving one refuses). The client's
+// frames wait meanwhile (bounded by the outbox size). Then it sends the
+// new activation, in order: the client's unanswered messages (each
+// message id is applied once, so one the old activation did apply is
+// only acknowledged again), a resync for the client, and the frames that
+// waited. The resync asks for a delta after the last sequence queued for
+// the client when the client itself asks for deltas (lily's Go and JS
+// clients do), for a snapshot otherwise, or after an overflow. The
+// socket stays open: the client sees acknowledgements, the server
+// messages it missed and a synced (or snapshot) frame, as after a resync
+// of its own. Nothing acknowledged is lost: a store acknowledges and
+// broadcasts only what the shared journal holds, and the journal fences
+// an older activation off.
+//
+// The connection actor decodes the client's frames' type and id (with
+// transport.PeekType first), and of the store's frames only
+// acknowledgements, errors, snapshots and synced frames: server messages
+// (broadcasts) are not decoded; the latest one is kept and decoded only
+// when re-attaching. A message without an id cannot be told apart from a
+// replay and is not resent (at most once, as for any client that sends no
+// ids). A connection that has more unanswered messages than fit its
+// outbox size is let go instead of re-attached (1012): its client resends
+// them itself.
 //
 // # Nodes coming and going
 //
 //   - The node hosting a store dies: the connection actor watches the
 //     grain's PID and gets Terminated (about 1 ms after the process is
 //     gone, from the broken stream; in the tests 6 ms after a halt), and
-//     lets the connection go. Reconnecting succeeds once memberlist has
-//     declared the node dead (about 1 s; 2 s in TestStoreHostFails) and
-//     the store is activated on a survivor, where it reloads its model and
-//     sequence from the shared journal.
+//     re-attaches. That succeeds once memberlist has declared the node
+//     dead (about 1 s: TestStoreHostFails's client had the answer to a
+//     message sent at the halt 1.0 s later) and the store is activated on
+//     a survivor, where it reloads its model and sequence from the shared
+//     journal.
 //   - The node hosting a store leaves (Node.Shutdown): it first stops its
 //     store activations (up to 1 s), so they finish their journal writes
-//     and let their connections go with an empty Deliver while its remote
-//     layer still runs; from then on an activation on it refuses Connect
-//     ("node leaving") and Connect retries with backoff until the others
-//     see it gone (about 170 ms in TestStoreHostLeaves).
+//     and snapshot their state (a hand-off: the next activation loads the
+//     snapshot) while its remote layer still runs; their connections
+//     re-attach, and an activation on the leaving node refuses Connect
+//     ("node leaving") until the others see it gone (TestStoreHostLeaves:
+//     the answer to a message sent as the node began to leave came
+//     160 ms later).
 //   - The node holding a socket dies: the grain watches the connection
 //     actor and detaches the client on Terminated.
-//   - A node joins: disthash moves some identities to it; protoactor stops
-//     the moved activations on their old node when it processes the new
-//     topology (a spike fact, not tested here), which lets their
-//     connections go, and the clients reconnect to the new owner. Two activations may briefly coexist (pitfall 6):
+//   - A node joins: some identities move to it; protoactor stops the
+//     moved activations on their old node when it processes the new
+//     topology, and their connections re-attach to the new owner
+//     (TestStoreMovesToJoiningNode). Two activations may briefly coexist (pitfall 6):
 //     the journal must fence them (pgjournal's activation tokens do; the
 //     tests share a memjournal, which stands in for PostgreSQL and does
 //     not fence).
 //
 // # Not done yet
 //
-//   - Transparent re-attach: when a store moves, the socket is closed
-//     (1012) and the client reconnects; re-attaching the connection actor
-//     to the new activation without closing it is a later part.
 //   - A context-aware identity lookup: disthash may still wait its
 //     hard-coded 5 s on a dead owner (pitfall 4). Connect returns when its
 //     ctx ends, but the request's goroutine may linger that long.
 //   - Passivation: activations live until their node leaves or dies.
 //   - Delivery is at-most-once between the store and a connection actor
-//     (a Deliver lost with a broken stream is not resent); the client
-//     recovers by its resync on reconnect. A Connect delivered twice by a
-//     retry is recognised and not attached again.
-//   - lilyd does not start a cluster node yet.
+//     (a Deliver lost with a broken stream is not resent); the resync sent
+//     on re-attaching, or the client's own when it notices a gap, recovers
+//     it. A Connect delivered twice by a retry is recognised and not
+//     attached again.
 package cluster

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,10 +57,10 @@ func confirmed(c *client.Client[counter.Counter, counter.Msg], count int, seq ui
 
 // TestGatewayOverCluster: lily's Go client through a gateway whose
 // Resolver is a cluster node. Clients on gateways of nodes a and b share
-// a store hosted on b; b leaves; the client on a is closed with 1012,
-// reconnects through a on its own and keeps the store's model and
-// sequence (reloaded from the shared journal), and its further messages
-// are applied there.
+// a store hosted on b; b leaves; the client on a keeps its socket (the
+// connection re-attaches to the store's next activation, on a, which
+// reloads the model and sequence from the shared journal) and its further
+// messages are applied there.
 func TestGatewayOverCluster(t *testing.T) {
 	ns := newNodes(t)
 	all := startStoreNodes(t, ns, "a", "b")
@@ -70,6 +71,12 @@ func TestGatewayOverCluster(t *testing.T) {
 
 	ca := dial(t, urlA)
 	cb := dial(t, urlB)
+	var dropped atomic.Int32
+	ca.Subscribe(func(ch client.Change[counter.Counter]) {
+		if ch.State != client.Connected {
+			dropped.Add(1)
+		}
+	})
 	for range 5 {
 		if err := ca.Send(counter.Increment{}); err != nil {
 			t.Fatal(err)
@@ -90,4 +97,7 @@ func TestGatewayOverCluster(t *testing.T) {
 	waitFor(t, "a confirmed 15 after the move", confirmed(ca, 15, 6))
 	cc := dial(t, urlA)
 	waitFor(t, "a new client sees 15", confirmed(cc, 15, 6))
+	if n := dropped.Load(); n != 0 {
+		t.Fatalf("the client through a saw %d state changes away from connected; want its socket kept", n)
+	}
 }

@@ -77,6 +77,17 @@ type Config struct {
 	Stores StoreSettings
 	// Detection tunes failure detection. Zero fields take LANDetection's.
 	Detection Detection
+	// ReattachTimeout is how long a connection whose store's activation
+	// went away (its node left or died, or the store moved) keeps trying
+	// to reach the store's next activation before it lets the client go
+	// (the gateway closes the socket with 1012). Zero value:
+	// DefaultReattachTimeout.
+	ReattachTimeout time.Duration
+	// ObserveRequest, when set, is called after every attach request to a
+	// store's grain (made by Connect and by re-attaching connections) with
+	// whether the grain answered from another node, how long the request
+	// took and its error. It must be quick and safe for concurrent use.
+	ObserveRequest func(remote bool, d time.Duration, err error)
 	// Logger receives the node's logs; protoactor's info logs and all of
 	// memberlist's logs arrive at debug level. Nil discards them.
 	Logger *slog.Logger
@@ -142,6 +153,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Detection.GossipInterval == 0 {
 		c.Detection.GossipInterval = lan.GossipInterval
+	}
+	if c.ReattachTimeout <= 0 {
+		c.ReattachTimeout = DefaultReattachTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

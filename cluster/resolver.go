@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,6 +21,14 @@ import (
 // DefaultConnectTimeout bounds Node.Connect when its ctx has no earlier
 // deadline.
 const DefaultConnectTimeout = 10 * time.Second
+
+// DefaultReattachTimeout is Config.ReattachTimeout's zero value.
+const DefaultReattachTimeout = 15 * time.Second
+
+// attemptTimeout bounds one attach request; attach tries again (with
+// backoff) until its deadline, so that a request lost with a dead node
+// does not use the whole deadline.
+const attemptTimeout = 2 * time.Second
 
 // ErrUnknownKind is returned by Node.Connect for a kind the node does not
 // serve.
@@ -39,12 +48,19 @@ func (n *Node) Connections() int { return int(n.conns.Load()) }
 
 // Connect attaches a client connection to store kind/name, wherever in the
 // cluster the store's grain lives (activating it on first use). It spawns
-// a connection actor on this node that owns send and a bounded outbox; the
-// store's child for the client sends it the client's frames. incoming
-// sends one client frame to the store; disconnect detaches the connection
-// and stops the connection actor. When the store's activation goes away
-// (its node left or died), send is called with nil: the gateway closes
-// the socket and the client reconnects (see doc.go).
+// a connection actor on this node that owns send and a bounded outbox;
+// the store's child for the client sends it the client's frames. incoming
+// sends one client frame to the store through the connection actor;
+// disconnect detaches the connection and stops the connection actor.
+//
+// When the store's activation goes away (its node left or died, or the
+// store moved to a node that joined), the connection actor re-attaches to
+// the store's next activation without closing the socket: it sends the
+// new activation the client's messages that had no answer yet (the store
+// applies each id once) and a resync, so the client catches up. If that
+// fails within Config.ReattachTimeout, or when the store lets the
+// connection go, send is called with nil: the gateway closes the socket
+// (1012) and the client reconnects (see doc.go).
 func (n *Node) Connect(ctx context.Context, kind, name, clientID string, send func(frames [][]byte) error) (incoming func(frame []byte), disconnect func(), err error) {
 	if !n.HasKind(kind) {
 		return nil, nil, fmt.Errorf("cluster: connect %s/%s: %w", kind, name, ErrUnknownKind)
@@ -58,93 +74,109 @@ func (n *Node) Connect(ctx context.Context, kind, name, clientID string, send fu
 	if !n.Ready() {
 		return nil, nil, fmt.Errorf("cluster: connect %s/%s: node is not ready", kind, name)
 	}
-	timeout := DefaultConnectTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
-	}
-	if timeout <= 0 {
-		return nil, nil, fmt.Errorf("cluster: connect %s/%s: %w", kind, name, context.DeadlineExceeded)
-	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultConnectTimeout)
+	defer cancel()
 
 	root := n.system.Root
-	connectionID := newConnectionID()
 	limit := n.cfg.Stores.OutboxBytes
 	if limit <= 0 {
 		limit = actors.DefaultOutboxBytes
 	}
-	q := &connQueue{limit: limit, send: send, wake: make(chan struct{}, 1)}
-	conn := root.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor {
-		return &connActor{clientID: clientID, connectionID: connectionID, q: q}
-	}), "conn")
-
-	type result struct {
-		res any
-		err error
+	ca := &connActor{
+		node: n, kind: kind, name: name, clientID: clientID, connectionID: newConnectionID(), limit: limit,
+		format: transport.FormatJSON, // until the client sends a frame
+		q:      &connQueue{limit: limit, send: send, wake: make(chan struct{}, 1)},
 	}
-	deadline := time.Now().Add(timeout)
-	var r result
-	var store *actor.PID
-	for attempt := 0; ; attempt++ {
-		done := make(chan result, 1)
-		go func() {
-			// Request blocks without a context, and disthash may wait 5 s
-			// on a dead owner whatever the timeout (pitfall 4): ctx is
-			// watched below instead.
-			res, err := n.c.Request(name, kind,
-				&messages.Connect{ClientId: clientID, Connection: conn, ConnectionId: connectionID},
-				protocluster.WithTimeout(time.Until(deadline)),
-				protocluster.WithRetryCount(20),
-				protocluster.WithRetryAction(retryBackoff))
-			done <- result{res, err}
-		}()
-		select {
-		case r = <-done:
-		case <-ctx.Done():
-			r.err = ctx.Err()
-		}
-		if r.err == nil {
-			switch m := r.res.(type) {
-			case *messages.Connected:
-				if m.Error != "" {
-					r.err = errors.New(m.Error)
-				}
-				store = m.Store
-			default:
-				r.err = fmt.Errorf("unexpected answer %T", r.res)
-			}
-		}
-		// The store's node is leaving: it refuses until the others see
-		// it gone and place the store elsewhere.
-		if r.err == nil || r.err.Error() != errLeaving || time.Until(deadline) < 100*time.Millisecond || ctx.Err() != nil {
-			break
-		}
-		n.c.PidCache.Remove(name, kind)
-		retryBackoff(attempt)
-	}
-	if r.err == nil && store == nil {
-		r.err = errors.New("no store in the answer")
-	}
-	if r.err != nil {
+	conn := root.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return ca }), "conn")
+	store, err := n.attach(ctx, kind, name, clientID, conn, ca.connectionID)
+	if err != nil {
 		// If the store attached it after all, it detaches the client
 		// when it sees the connection actor stop.
 		root.Stop(conn)
-		return nil, nil, fmt.Errorf("cluster: connect %s/%s: %w", kind, name, r.err)
+		return nil, nil, err
 	}
-	root.Send(conn, &watchStore{store: store})
+	root.Send(conn, &attached{store: store})
 
 	incoming = func(frame []byte) {
-		root.Send(store, &messages.ClientFrame{ClientId: clientID, Data: frame})
+		root.Send(conn, &fromClient{frame: frame})
 	}
 	n.conns.Add(1)
 	var once sync.Once
 	disconnect = func() {
 		once.Do(func() {
 			n.conns.Add(-1)
-			root.Send(store, &messages.Disconnect{ClientId: clientID, ConnectionId: connectionID})
-			root.Stop(conn)
+			root.Send(conn, leave{}) // after the frames sent before it
 		})
 	}
 	return incoming, disconnect, nil
+}
+
+// attach asks store kind/name's grain, wherever it lives, to attach the
+// connection actor conn for clientID, and returns the grain's PID. Every
+// attempt is a request with a timeout, a retry count and a millisecond
+// backoff; attach tries again until ctx ends (a node that is leaving
+// refuses until the others see it gone; a request to a node that just
+// died times out).
+func (n *Node) attach(ctx context.Context, kind, name, clientID string, conn *actor.PID, connectionID uint64) (*actor.PID, error) {
+	for attempt := 0; ; attempt++ {
+		store, err := n.attachOnce(ctx, kind, name, &messages.Connect{ClientId: clientID, Connection: conn, ConnectionId: connectionID})
+		if err == nil {
+			return store, nil
+		}
+		if d, ok := ctx.Deadline(); ctx.Err() != nil || (ok && time.Until(d) < 100*time.Millisecond) {
+			return nil, fmt.Errorf("cluster: connect %s/%s: %w", kind, name, err)
+		}
+		n.c.PidCache.Remove(name, kind)
+		retryBackoff(attempt)
+	}
+}
+
+// attachOnce makes one attach request.
+func (n *Node) attachOnce(ctx context.Context, kind, name string, m *messages.Connect) (*actor.PID, error) {
+	timeout := attemptTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	type result struct {
+		res any
+		err error
+	}
+	start := time.Now()
+	done := make(chan result, 1)
+	go func() {
+		// Request blocks without a context: ctx is watched below.
+		res, err := n.c.Request(name, kind, m,
+			protocluster.WithTimeout(timeout),
+			protocluster.WithRetryCount(20),
+			protocluster.WithRetryAction(retryBackoff))
+		done <- result{res, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	var store *actor.PID
+	if r.err == nil {
+		switch m := r.res.(type) {
+		case *messages.Connected:
+			if m.Error != "" {
+				r.err = errors.New(m.Error)
+			} else if store = m.Store; store == nil {
+				r.err = errors.New("no store in the answer")
+			}
+		default:
+			r.err = fmt.Errorf("unexpected answer %T", r.res)
+		}
+	}
+	if observe := n.cfg.ObserveRequest; observe != nil {
+		observe(store != nil && store.Address != n.system.Address(), time.Since(start), r.err)
+	}
+	return store, r.err
 }
 
 // newConnectionID returns a random non-zero connection id: ids are made on
@@ -159,21 +191,66 @@ func newConnectionID() uint64 {
 	}
 }
 
-// watchStore tells a connection actor its store's activation (local only).
-type watchStore struct{ store *actor.PID }
+// The connection actor's own messages (local only: they never cross
+// nodes).
+type (
+	// attached tells a connection actor its store's activation.
+	attached struct{ store *actor.PID }
+	// reattached answers a re-attach: the store's new activation, or err.
+	reattached struct {
+		store *actor.PID
+		err   error
+	}
+	// fromClient carries one frame of the client.
+	fromClient struct{ frame []byte }
+	// leave: the client left (the gateway disconnected it).
+	leave struct{}
+)
 
 // connActor is the connection actor: it lives on the node that holds the
-// client's socket, receives the client's frames from the store's child in
-// Deliver messages and queues them for its writer goroutine, which calls
-// send. It watches the store's activation and lets the connection go when
-// it stops.
+// client's socket, sends the client's frames to the store's activation,
+// receives the store's frames in Deliver messages and queues them for its
+// writer goroutine, which calls send. It watches the activation and, when
+// it goes away, re-attaches to the store's next one.
+//
+// To re-attach without losing anything it keeps the client's messages
+// that have an id and no answer yet (an acknowledgement of id N answers
+// every id up to N), the client's format and whether it asks for delta
+// resyncs, and what it queued for the client last: the epoch and sequence
+// of the latest snapshot, synced or acknowledgement (decoded as they pass:
+// they are this client's own), and the latest server message (decoded
+// only when re-attaching, so that broadcasts cost no decoding).
 type connActor struct {
+	node         *Node
+	kind, name   string
 	clientID     string
 	connectionID uint64
+	limit        int // bytes of kept messages, and of frames held while moving
 	q            *connQueue
-	store        *actor.PID
-	resyncing    bool // after an overflow, until the snapshot arrives
-	letGo        bool
+
+	store     *actor.PID // nil while moving
+	moving    bool       // re-attaching: the client's frames wait
+	resyncing bool       // after an overflow, until the snapshot arrives
+	letGo     bool
+
+	unanswered      []sentMessage // sent to the store, no answer yet, in order
+	unansweredBytes int
+	untracked       bool // a message with an id did not fit unanswered
+	waiting         []sentMessage
+	waitingBytes    int
+
+	format     transport.Format // of the client's latest frame
+	delta      bool             // the client asked for a delta resync
+	seq        uint64           // of the latest snapshot, synced or acknowledgement
+	epoch      string
+	lastServer []byte // the latest server message queued after seq
+}
+
+// sentMessage is one client frame with its type and id (0: none).
+type sentMessage struct {
+	frame []byte
+	typ   transport.FrameType
+	id    uint64
 }
 
 // Receive implements actor.Actor.
@@ -181,9 +258,16 @@ func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		go c.q.run()
-	case *watchStore:
+	case *attached:
 		c.store = m.store
 		ctx.Watch(m.store)
+	case *fromClient:
+		c.fromClient(ctx, m.frame)
+	case leave:
+		if c.store != nil && !c.letGo {
+			ctx.Send(c.store, &messages.Disconnect{ClientId: c.clientID, ConnectionId: c.connectionID})
+		}
+		ctx.Stop(ctx.Self())
 	case *messages.Deliver:
 		if len(m.Frames) == 0 {
 			c.release(ctx) // the store let the connection go
@@ -194,10 +278,72 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Terminated:
 		if c.store != nil && m.Who.Equal(c.store) {
-			c.release(ctx) // the store's activation is gone
+			c.reattach(ctx) // the store's activation is gone
 		}
+	case *reattached:
+		c.reattached(ctx, m)
 	case *actor.Stopped:
 		c.q.finish(false)
+	}
+}
+
+// fromClient sends one client frame to the store, or holds it while the
+// connection re-attaches.
+func (c *connActor) fromClient(ctx actor.Context, frame []byte) {
+	if c.letGo {
+		return
+	}
+	c.format = transport.DetectFormat(frame)
+	m := sentMessage{frame: frame, typ: transport.PeekType(frame)}
+	switch m.typ {
+	case transport.TypeClientMessage:
+		if f, err := transport.Decode(frame, c.format); err == nil {
+			m.id = f.ID
+		}
+	case transport.TypeResync:
+		if f, err := transport.Decode(frame, c.format); err == nil && f.Delta {
+			c.delta = true
+		}
+	}
+	if c.moving {
+		c.waiting = append(c.waiting, m)
+		if c.waitingBytes += len(frame); c.waitingBytes > c.limit {
+			c.release(ctx) // the client resends once it reconnects
+		}
+		return
+	}
+	c.send(ctx, m)
+}
+
+// send sends a client frame to the store, keeping a message with an id
+// until it is answered.
+func (c *connActor) send(ctx actor.Context, m sentMessage) {
+	if m.id != 0 {
+		if c.unansweredBytes+len(m.frame) <= c.limit {
+			c.unanswered = append(c.unanswered, m)
+			c.unansweredBytes += len(m.frame)
+		} else {
+			c.untracked = true
+		}
+	}
+	ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: m.frame})
+}
+
+// answered forgets the kept messages an acknowledgement (upTo) or an
+// error (only) answers.
+func (c *connActor) answered(id uint64, upTo bool) {
+	kept := c.unanswered[:0]
+	for _, m := range c.unanswered {
+		if m.id == id || (upTo && m.id < id) {
+			c.unansweredBytes -= len(m.frame)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(c.unanswered[len(kept):])
+	c.unanswered = kept
+	if len(kept) == 0 {
+		c.untracked = false // nothing is in flight any more
 	}
 }
 
@@ -212,15 +358,92 @@ func (c *connActor) release(ctx actor.Context) {
 	ctx.Stop(ctx.Self())
 }
 
-// deliver queues one frame. On overflow the queue drops what it holds
-// and the actor asks the store for a snapshot; until it arrives, server
-// messages and pushes are dropped (acknowledgements and errors are kept).
+// reattach starts re-attaching to the store's next activation. A
+// connection that could not keep one of its unanswered messages is let go
+// instead: its client resends everything when it reconnects.
+func (c *connActor) reattach(ctx actor.Context) {
+	if c.letGo || c.moving {
+		return
+	}
+	if c.untracked {
+		c.release(ctx)
+		return
+	}
+	ctx.Unwatch(c.store)
+	c.store, c.moving = nil, true
+	n, self, root := c.node, ctx.Self(), ctx.ActorSystem().Root
+	kind, name, clientID, connectionID := c.kind, c.name, c.clientID, c.connectionID
+	n.log.Debug("store activation gone; re-attaching", slog.String("store", kind+"/"+name), slog.String("client_id", clientID))
+	go func() {
+		attachCtx, cancel := context.WithTimeout(context.Background(), n.cfg.ReattachTimeout)
+		defer cancel()
+		n.c.PidCache.Remove(name, kind)
+		store, err := n.attach(attachCtx, kind, name, clientID, self, connectionID)
+		root.Send(self, &reattached{store: store, err: err})
+	}()
+}
+
+// reattached continues on the store's new activation: it resends the
+// unanswered messages, asks for what the client missed, then sends the
+// frames that waited.
+func (c *connActor) reattached(ctx actor.Context, m *reattached) {
+	if c.letGo || !c.moving {
+		return
+	}
+	if m.err != nil {
+		c.node.log.Info("cannot re-attach a connection; letting it go", slog.String("store", c.kind+"/"+c.name),
+			slog.String("client_id", c.clientID), slog.Any("error", m.err))
+		c.release(ctx)
+		return
+	}
+	c.store, c.moving = m.store, false
+	ctx.Watch(m.store)
+	for _, u := range c.unanswered {
+		ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: u.frame})
+	}
+	if resync, err := transport.Encode(c.resyncFrame(), c.format); err == nil {
+		ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: resync})
+	}
+	waiting := c.waiting
+	c.waiting, c.waitingBytes = nil, 0
+	for _, w := range waiting {
+		c.send(ctx, w)
+	}
+}
+
+// resyncFrame is the resync sent for the client on re-attaching: a delta
+// after what the client was last sent when it asks for deltas and nothing
+// was dropped, otherwise a request for a snapshot.
+func (c *connActor) resyncFrame() transport.Frame {
+	if !c.delta || c.resyncing || c.epoch == "" {
+		return transport.Frame{Type: transport.TypeResync}
+	}
+	seq := c.seq
+	if c.lastServer != nil {
+		if f, err := transport.Decode(c.lastServer, transport.DetectFormat(c.lastServer)); err == nil {
+			seq = max(seq, f.Sequence)
+		}
+	}
+	return transport.Frame{Type: transport.TypeResync, AfterSequence: seq, Delta: true, Epoch: c.epoch}
+}
+
+// deliver queues one frame for the client, noting what re-attaching needs
+// (see connActor). On overflow the queue drops what it holds and the actor
+// asks the store for a snapshot; until it arrives, server messages and
+// pushes are dropped (acknowledgements and errors are kept).
 func (c *connActor) deliver(ctx actor.Context, f []byte) {
 	if c.letGo {
 		return
 	}
+	typ := transport.PeekType(f)
+	switch typ {
+	case transport.TypeServerMessage:
+		c.lastServer = f
+	case transport.TypeAcknowledge, transport.TypeError, transport.TypeSnapshot, transport.TypeSynced:
+		c.note(typ, f)
+	}
 	if c.resyncing {
-		switch frameType(f) {
+		switch typ {
 		case transport.TypeServerMessage, transport.TypePush:
 			return
 		case transport.TypeSnapshot:
@@ -237,8 +460,35 @@ func (c *connActor) deliver(ctx actor.Context, f []byte) {
 	}
 	c.resyncing = true
 	ctx.Send(c.store, &messages.Overflowed{ClientId: c.clientID, ConnectionId: c.connectionID})
-	if frameType(f) != transport.TypeServerMessage && frameType(f) != transport.TypePush {
+	if typ != transport.TypeServerMessage && typ != transport.TypePush {
 		c.q.push(f)
+	}
+}
+
+// note decodes a frame of the client's own (acknowledgement, error) or a
+// rare one (snapshot, synced) and records what it says.
+func (c *connActor) note(typ transport.FrameType, data []byte) {
+	if typ == transport.TypeError && len(c.unanswered) == 0 {
+		return // nothing to forget
+	}
+	f, err := transport.Decode(data, transport.DetectFormat(data))
+	if err != nil {
+		return
+	}
+	switch typ {
+	case transport.TypeAcknowledge:
+		if f.ID != 0 {
+			c.answered(f.ID, true)
+		}
+		if f.Sequence != 0 {
+			c.seq = max(c.seq, f.Sequence)
+		}
+	case transport.TypeError:
+		if f.ID != 0 {
+			c.answered(f.ID, false)
+		}
+	case transport.TypeSnapshot, transport.TypeSynced:
+		c.seq, c.epoch, c.lastServer = f.Sequence, f.Epoch, nil
 	}
 }
 
