@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -164,6 +165,12 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 		metrics.CountStores(registry.Stores)
 		return &storeHost{resolver: registry, stop: func(context.Context) { registry.Stop() }, done: make(chan struct{}), err: func() error { return nil }}, nil
 	}
+	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "lily_cluster_request_seconds",
+		Help:    "Attach requests to stores' grains (a connection's first, or its re-attach after a store moved), by where the grain answered from (local or remote node) and result (ok or error).",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	}, []string{"placement", "result"})
+	metrics.Registry().MustRegister(requests)
 	node, err := cluster.Start(ctx, cluster.Config{
 		ClusterName:   cfg.clusterName,
 		NodeName:      cfg.nodeName,
@@ -179,6 +186,16 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 			SnapshotEvery: cfg.snapshotEvery,
 			Retention:     cfg.retention,
 			Observer:      metrics,
+		},
+		ObserveRequest: func(remote bool, d time.Duration, err error) {
+			placement, result := "local", "ok"
+			if remote {
+				placement = "remote"
+			}
+			if err != nil {
+				placement, result = "unknown", "error"
+			}
+			requests.WithLabelValues(placement, result).Observe(d.Seconds())
 		},
 		Logger: logger,
 	})
