@@ -33,6 +33,12 @@ type StoreSettings struct {
 	Retention     uint64
 	// Observer: see actors.Config.
 	Observer actors.Observer
+	// PassivateAfter, when positive, stops an activation that has had no
+	// client and no message for that long, after a snapshot (see
+	// actors.Config); the store is activated again, wherever it is
+	// placed then, on its next connection. Zero value: activations live
+	// until their node leaves or dies.
+	PassivateAfter time.Duration
 }
 
 // grainProps returns the props of kind's grain: a thin actor that learns
@@ -81,13 +87,14 @@ func (g *grainActor) Receive(ctx actor.Context) {
 		g.conns = map[string]*messages.Disconnect{}
 		s := g.node.cfg.Stores
 		g.store = ctx.SpawnPrefix(g.kind.Props(actors.Config{
-			Name:          g.name,
-			OutboxBytes:   s.OutboxBytes,
-			Journal:       s.Journal,
-			SnapshotEvery: s.SnapshotEvery,
-			Retention:     s.Retention,
-			Logger:        g.node.log,
-			Observer:      s.Observer,
+			Name:           g.name,
+			OutboxBytes:    s.OutboxBytes,
+			Journal:        s.Journal,
+			SnapshotEvery:  s.SnapshotEvery,
+			Retention:      s.Retention,
+			PassivateAfter: s.PassivateAfter,
+			Logger:         g.node.log,
+			Observer:       s.Observer,
 		}), "store")
 		ctx.Watch(g.store)
 		g.node.grains.Store(ctx.Self().String(), activation{pid: ctx.Self(), store: g.name})
@@ -102,8 +109,9 @@ func (g *grainActor) Receive(ctx actor.Context) {
 		g.forward(ctx, m)
 	case *actor.Terminated:
 		if g.store != nil && m.Who.Equal(g.store) {
-			// The store stopped by itself (it never does today): the
-			// activation goes too, and its connections are let go.
+			// The store stopped by itself (it passivated, or a newer
+			// activation fenced it off): the activation goes too, and
+			// connections still watching it re-attach.
 			ctx.Stop(ctx.Self())
 			return
 		}

@@ -434,3 +434,37 @@ func TestConnectionOverflow(t *testing.T) {
 	}
 	t.Logf("slow client got %d frames; last snapshot at %d", len(got), got[last].Sequence)
 }
+
+// TestGrainPassivates: an activation with no client for PassivateAfter
+// snapshots and stops (it leaves Activations); the next connection, on any
+// node, activates the store again with its model and sequence.
+func TestGrainPassivates(t *testing.T) {
+	ns := newNodes(t)
+	j := memjournal.New()
+	t.Cleanup(func() { _ = j.Close() })
+	settings := StoreSettings{Journal: j, PassivateAfter: 200 * time.Millisecond}
+	kinds := []actors.Kind{counterKind()}
+	a := ns.start(Config{NodeName: "a", StoreKinds: kinds, Stores: settings})[0]
+	b := ns.start(Config{NodeName: "b", Seeds: []string{a.GossipAddress()}, StoreKinds: kinds, Stores: settings})[0]
+	waitFor(t, "two members", count(a, 2))
+	all := []*Node{a, b}
+	name := storeOn(t, all, 1, "p")
+	c := connect(t, a, name, "c")
+	for id := uint64(1); id <= 3; id++ {
+		c.increment(id)
+	}
+	c.find("ack 3", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 3 && f.Sequence == 3 })
+	if got := b.Activations(); len(got) != 1 || got[0] != "counter/"+name {
+		t.Fatalf("activations on b: %v", got)
+	}
+	c.disconnect()
+	waitFor(t, "the activation passivates", func() bool { return len(a.Activations())+len(b.Activations()) == 0 })
+	if info, err := j.Open(context.Background(), "counter/"+name); err != nil || info.Snapshot == nil || info.Snapshot.Sequence != 3 {
+		t.Fatalf("no snapshot at 3 before passivating: %+v, %v", info, err)
+	}
+	again := connect(t, a, name, "c")
+	again.resync()
+	again.wantCount(3, 3)
+	again.increment(4)
+	again.find("ack 4", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 4 && f.Sequence == 4 })
+}

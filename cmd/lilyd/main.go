@@ -181,11 +181,12 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 		Seeds:         cfg.seedList(),
 		StoreKinds:    demoKinds(),
 		Stores: cluster.StoreSettings{
-			Journal:       jrnl,
-			OutboxBytes:   cfg.outboxBytes,
-			SnapshotEvery: cfg.snapshotEvery,
-			Retention:     cfg.retention,
-			Observer:      metrics,
+			Journal:        jrnl,
+			OutboxBytes:    cfg.outboxBytes,
+			SnapshotEvery:  cfg.snapshotEvery,
+			Retention:      cfg.retention,
+			Observer:       metrics,
+			PassivateAfter: cfg.passivateAfter,
 		},
 		ObserveRequest: func(remote bool, d time.Duration, err error) {
 			placement, result := "local", "ok"
