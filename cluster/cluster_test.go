@@ -70,7 +70,9 @@ func (ns *nodes) start(cfgs ...Config) []*Node {
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
 		wg.Go(func() {
-			cfg.Logger = testLogger()
+			if cfg.Logger == nil {
+				cfg.Logger = testLogger()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), patience)
 			defer cancel()
 			out[i], errs[i] = Start(ctx, cfg)

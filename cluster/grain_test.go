@@ -453,7 +453,9 @@ func TestGrainPassivates(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		c.increment(id)
 	}
-	c.find("ack 3", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 3 && f.Sequence == 3 })
+	c.find("ack 3", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 3 && f.Sequence == 3
+	})
 	if got := b.Activations(); len(got) != 1 || got[0] != "counter/"+name {
 		t.Fatalf("activations on b: %v", got)
 	}
@@ -466,5 +468,7 @@ func TestGrainPassivates(t *testing.T) {
 	again.resync()
 	again.wantCount(3, 3)
 	again.increment(4)
-	again.find("ack 4", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 4 && f.Sequence == 4 })
+	again.find("ack 4", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 4 && f.Sequence == 4
+	})
 }
