@@ -36,14 +36,14 @@ func testLogger() *slog.Logger {
 
 // nodes starts and stops the nodes of one test.
 type nodes struct {
-	t   *testing.T
+	t   testing.TB
 	mu  sync.Mutex
 	all []*Node
 }
 
 // newNodes returns a set whose nodes all shut down, concurrently, when the
 // test ends.
-func newNodes(t *testing.T) *nodes {
+func newNodes(t testing.TB) *nodes {
 	ns := &nodes{t: t}
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
@@ -94,7 +94,7 @@ func (ns *nodes) start(cfgs ...Config) []*Node {
 
 // waitFor polls cond until it holds and returns how long that took; the
 // test fails after patience.
-func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+func waitFor(t testing.TB, what string, cond func() bool) time.Duration {
 	t.Helper()
 	begin := time.Now()
 	for !cond() {

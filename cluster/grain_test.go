@@ -139,7 +139,7 @@ func (c *testConn) wantCount(seq uint64, count int) {
 }
 
 // hostOf returns the index of the node hosting store name (activating it).
-func hostOf(t *testing.T, all []*Node, name string) int {
+func hostOf(t testing.TB, all []*Node, name string) int {
 	t.Helper()
 	var pidAddr string
 	waitFor(t, "placement of "+name, func() bool {
@@ -159,7 +159,7 @@ func hostOf(t *testing.T, all []*Node, name string) int {
 	return -1
 }
 
-func startStoreNodes(t *testing.T, ns *nodes, names ...string) []*Node {
+func startStoreNodes(t testing.TB, ns *nodes, names ...string) []*Node {
 	t.Helper()
 	j := memjournal.New()
 	t.Cleanup(func() { _ = j.Close() })
@@ -215,7 +215,7 @@ func TestStoresAcrossNodes(t *testing.T) {
 }
 
 // storeOn returns the name of a store that lands on all[host].
-func storeOn(t *testing.T, all []*Node, host int, prefix string) string {
+func storeOn(t testing.TB, all []*Node, host int, prefix string) string {
 	t.Helper()
 	for i := range 100 {
 		if name := fmt.Sprintf("%s%d", prefix, i); hostOf(t, all, name) == host {
