@@ -81,4 +81,3 @@ func BenchmarkAckLatency(b *testing.B) {
 		})
 	}
 }
-

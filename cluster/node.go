@@ -17,7 +17,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,8 +69,8 @@ type Config struct {
 	Kinds []string
 	// StoreKinds are the kinds of stores this node hosts as grains (and
 	// advertises): store kind/name is the grain of kind "kind" and
-	// identity "name", placed by disthash. Node.Connect reaches the stores
-	// of these kinds. Zero value: none.
+	// identity "name", placed by rendezvous hashing (lookup.go).
+	// Node.Connect reaches the stores of these kinds. Zero value: none.
 	StoreKinds []actors.Kind
 	// Stores configures the stores of StoreKinds.
 	Stores StoreSettings
@@ -327,7 +326,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.storeKinds[k.Name()] = k
 		kinds = append(kinds, protocluster.NewKind(k.Name(), n.grainProps(k)))
 	}
-	cc := protocluster.Configure(cfg.ClusterName, n.provider, disthash.New(), rc,
+	cc := protocluster.Configure(cfg.ClusterName, n.provider, newLookup(activationTimeout, n.log), rc,
 		protocluster.WithHeartbeatExpiration(heartbeatExpiration),
 		protocluster.WithKinds(kinds...))
 	n.c = protocluster.New(n.system, cc)
