@@ -33,6 +33,9 @@ import (
 )
 
 func main() {
+	if code, ok := probeMode(os.Args[1:], os.Getenv, os.Stderr); ok {
+		os.Exit(code) // lilyd -probe URL: a health check (probe.go)
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
