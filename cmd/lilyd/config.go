@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lily-go/lily/cluster"
 	"github.com/lily-go/lily/journal"
 	"github.com/lily-go/lily/journal/pebblejournal"
 	"github.com/lily-go/lily/journal/pgjournal"
@@ -45,6 +46,9 @@ type config struct {
 	gossipPort      int
 	remotePort      int
 	seeds           string
+	probeInterval   time.Duration
+	probeTimeout    time.Duration
+	suspicionMult   int
 }
 
 // envName returns the environment variable of a flag: LILY_LISTEN for
@@ -82,6 +86,10 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.IntVar(&c.gossipPort, "gossip-port", 7946, "memberlist port, TCP and UDP (cluster mode)")
 	fs.IntVar(&c.remotePort, "remote-port", 8090, "Proto.Actor remote (gRPC) port (cluster mode)")
 	fs.StringVar(&c.seeds, "seeds", "", "comma-separated host:port gossip addresses (or DNS names) of nodes to join (cluster mode)")
+	lan := cluster.LANDetection()
+	fs.DurationVar(&c.probeInterval, "probe-interval", lan.ProbeInterval, "failure detection: how often a node probes one peer (cluster mode)")
+	fs.DurationVar(&c.probeTimeout, "probe-timeout", lan.ProbeTimeout, "failure detection: how long a probe waits for its answer before others are asked to probe (cluster mode)")
+	fs.IntVar(&c.suspicionMult, "suspicion-mult", lan.SuspicionMult, "failure detection: a suspected node has this many probe intervals to refute before it is declared dead (cluster mode)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lilyd [flags]\n\nEvery flag can also be set as an environment variable, e.g. -listen as %s.\n\n", envName("listen"))
 		fs.PrintDefaults()
@@ -132,6 +140,9 @@ func (c config) validate() error {
 	}
 	if c.journalURL != "" && !strings.HasPrefix(c.journalURL, "postgres://") && !strings.HasPrefix(c.journalURL, "postgresql://") {
 		return fmt.Errorf("lilyd: -journal must be a postgres:// URL, got %q", c.journalURL)
+	}
+	if c.probeInterval <= 0 || c.probeTimeout <= 0 || c.probeTimeout >= c.probeInterval || c.suspicionMult <= 0 {
+		return errors.New("lilyd: -probe-interval, -probe-timeout and -suspicion-mult must be positive, -probe-timeout below -probe-interval")
 	}
 	if c.writeTimeout <= 0 || c.pingInterval <= 0 || c.shutdownTimeout <= 0 {
 		return errors.New("lilyd: -write-timeout, -ping-interval and -shutdown-timeout must be positive")

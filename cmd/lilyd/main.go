@@ -182,7 +182,12 @@ func startStores(ctx context.Context, cfg config, jrnl journal.Journal, metrics 
 		GossipPort:    cfg.gossipPort,
 		RemotePort:    cfg.remotePort,
 		Seeds:         cfg.seedList(),
-		StoreKinds:    demoKinds(),
+		Detection: cluster.Detection{
+			ProbeInterval: cfg.probeInterval,
+			ProbeTimeout:  cfg.probeTimeout,
+			SuspicionMult: cfg.suspicionMult,
+		},
+		StoreKinds: demoKinds(),
 		Stores: cluster.StoreSettings{
 			Journal:        jrnl,
 			OutboxBytes:    cfg.outboxBytes,
