@@ -477,3 +477,48 @@ func TestGrainPassivates(t *testing.T) {
 		return f.Type == transport.TypeAcknowledge && f.ID == 4 && f.Sequence == 4
 	})
 }
+
+// TestReattachGivesUpWhenTooMuchIsInFlight: a connection keeps its
+// client's unanswered messages only up to its outbox size; when its store's
+// node dies with more than that in flight, the connection is let go (the
+// gateway closes the socket with 1012) instead of re-attached, and the
+// client, resending everything unanswered on its new connection, has each
+// message applied once.
+func TestReattachGivesUpWhenTooMuchIsInFlight(t *testing.T) {
+	ns := newNodes(t)
+	j := memjournal.New()
+	t.Cleanup(func() { _ = j.Close() })
+	settings := StoreSettings{Journal: j, OutboxBytes: 400}
+	kinds := []actors.Kind{counterKind()}
+	a := ns.start(Config{NodeName: "a", StoreKinds: kinds, Stores: settings})[0]
+	b := ns.start(Config{NodeName: "b", Seeds: []string{a.GossipAddress()}, StoreKinds: kinds, Stores: settings})[0]
+	waitFor(t, "two members", count(a, 2))
+	name := storeOn(t, []*Node{a, b}, 1, "f")
+	c := connect(t, a, name, "c")
+	c.increment(1)
+	c.find("ack 1", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 1 && f.Sequence == 1 })
+
+	const n = 40 // about 2,000 bytes of messages: more than 400
+	b.halt()
+	for id := uint64(2); id <= n; id++ {
+		c.increment(id)
+	}
+	waitFor(t, "the connection let go", c.wasLetGo)
+	c.disconnect()
+
+	again := connect(t, a, name, "c")
+	for id := uint64(1); id <= n; id++ { // a client resends what is unanswered
+		again.increment(id)
+	}
+	again.find(fmt.Sprintf("ack %d", n), func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == n })
+	again.resync()
+	var last transport.Frame
+	again.find("a snapshot", func(f transport.Frame) bool { last = f; return f.Type == transport.TypeSnapshot })
+	m, err := counterSer.DecodeModel(last.State, transport.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Count != n || last.Sequence != n {
+		t.Fatalf("count %d at %d, want %d at %d: each message applied once", m.Count, last.Sequence, n, n)
+	}
+}
