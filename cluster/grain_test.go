@@ -496,7 +496,9 @@ func TestReattachGivesUpWhenTooMuchIsInFlight(t *testing.T) {
 	name := storeOn(t, []*Node{a, b}, 1, "f")
 	c := connect(t, a, name, "c")
 	c.increment(1)
-	c.find("ack 1", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 1 && f.Sequence == 1 })
+	c.find("ack 1", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 1 && f.Sequence == 1
+	})
 
 	const n = 40 // about 2,000 bytes of messages: more than 400
 	b.halt()
