@@ -188,12 +188,14 @@
 //     actor (lookup.go) stops the moved activations when it processes the
 //     new topology (TestLookupActivatesOnce), and their connections
 //     re-attach to the new owner
-//     (TestStoreMovesToJoiningNode). Two activations may briefly coexist (pitfall 6):
-//     the journal must fence them (pgjournal's activation tokens do; the
-//     tests share a memjournal, which stands in for PostgreSQL and does
-//     not fence).
+//     (TestStoreMovesToJoiningNode). Two activations may briefly coexist
+//     (pitfall 6): the journal must fence them, as pgjournal's activation
+//     tokens do. This package's tests share a memjournal, which stands in
+//     for PostgreSQL and does not fence; the multi-process tests in tests/
+//     (lilyd over PostgreSQL: SIGKILL, rolling restart, SIGSTOP split
+//     brain, a node joining) check the journal for exactly-once.
 //
-// # Not done yet
+// # Limits
 //
 //   - Delivery is at-most-once between the store and a connection actor
 //     (a Deliver lost with a broken stream is not resent); the resync sent
