@@ -85,7 +85,7 @@ func (n *Node) Connect(ctx context.Context, kind, name, clientID string, send fu
 	ca := &connActor{
 		node: n, kind: kind, name: name, clientID: clientID, connectionID: newConnectionID(), limit: limit,
 		format: transport.FormatJSON, // until the client sends a frame
-		q:      &connQueue{limit: limit, send: send, wake: make(chan struct{}, 1)},
+		q:      &connQueue{limit: limit, send: send},
 	}
 	conn := root.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return ca }), "conn")
 	store, err := n.attach(ctx, kind, name, clientID, conn, ca.connectionID)
@@ -256,8 +256,6 @@ type sentMessage struct {
 // Receive implements actor.Actor.
 func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *actor.Started:
-		go c.q.run()
 	case *attached:
 		c.store = m.store
 		ctx.Watch(m.store)
@@ -492,32 +490,21 @@ func (c *connActor) note(typ transport.FrameType, data []byte) {
 	}
 }
 
-// frameType returns the type of an encoded frame (JSON or MessagePack), 0
-// if it cannot be decoded.
-func frameType(f []byte) transport.FrameType {
-	format := transport.FormatMsgPack
-	if len(f) > 0 && f[0] == '{' {
-		format = transport.FormatJSON
-	}
-	fr, err := transport.Decode(f, format)
-	if err != nil {
-		return 0
-	}
-	return fr.Type
-}
-
-// connQueue is a connection's bounded outbox, drained by one writer
-// goroutine into send.
+// connQueue is a connection's bounded outbox. A writer goroutine, started
+// when frames arrive and ending once the queue is empty, calls send: an
+// idle connection holds no goroutine, and one writer at a time keeps the
+// frames in order.
 type connQueue struct {
 	limit int
 	send  func([][]byte) error
-	wake  chan struct{}
 
-	mu     sync.Mutex
-	frames [][]byte
-	bytes  int
-	ended  bool
-	letGo  bool
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int
+	writing bool // a writer goroutine runs
+	failed  bool // send failed: the gateway disconnects
+	ended   bool
+	letGo   bool
 }
 
 // push queues f; false when it does not fit (a frame alone always fits).
@@ -532,7 +519,7 @@ func (q *connQueue) push(f []byte) bool {
 	}
 	q.frames = append(q.frames, f)
 	q.bytes += len(f)
-	q.poke()
+	q.startLocked()
 	return true
 }
 
@@ -552,39 +539,40 @@ func (q *connQueue) finish(letGo bool) {
 		return
 	}
 	q.ended, q.letGo = true, letGo
-	q.poke()
+	q.startLocked()
 }
 
-// poke wakes the writer. Caller holds mu.
-func (q *connQueue) poke() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// startLocked starts a writer unless one runs. Caller holds mu.
+func (q *connQueue) startLocked() {
+	if !q.writing {
+		q.writing = true
+		go q.write()
 	}
 }
 
-// run is the writer goroutine.
-func (q *connQueue) run() {
-	failed := false
-	for range q.wake {
-		for {
-			q.mu.Lock()
-			frames, ended, letGo := q.frames, q.ended, q.letGo
-			q.frames, q.bytes = nil, 0
+// write is the writer goroutine: it writes until the queue is empty.
+func (q *connQueue) write() {
+	for {
+		q.mu.Lock()
+		frames, failed := q.frames, q.failed
+		q.frames, q.bytes = nil, 0
+		if len(frames) == 0 {
+			// Nothing more: the next push or finish starts a writer again.
+			// A finished queue's writer tells a let-go connection once.
+			letGo := q.ended && q.letGo && !failed
+			q.letGo = false
+			q.writing = false
 			q.mu.Unlock()
-			if len(frames) > 0 {
-				if !failed && q.send(frames) != nil {
-					failed = true // the gateway disconnects
-				}
-				continue
+			if letGo {
+				_ = q.send(nil)
 			}
-			if ended {
-				if letGo && !failed {
-					_ = q.send(nil)
-				}
-				return
-			}
-			break
+			return
+		}
+		q.mu.Unlock()
+		if !failed && q.send(frames) != nil {
+			q.mu.Lock()
+			q.failed = true
+			q.mu.Unlock()
 		}
 	}
 }

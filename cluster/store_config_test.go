@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -32,23 +33,35 @@ func TestStoreKindsValidation(t *testing.T) {
 }
 
 // TestConnQueue: the connection actor's outbox refuses a frame past its
-// bound (a lone frame always fits), writes in order and, when let go,
-// calls send(nil) after what was queued.
+// bound (a lone frame always fits), writes in order, one writer at a time,
+// and, when let go, calls send(nil) once after what was queued.
 func TestConnQueue(t *testing.T) {
 	var mu sync.Mutex
 	var got [][]byte
-	var letGo bool
-	done := make(chan struct{})
-	q := &connQueue{limit: 10, wake: make(chan struct{}, 1), send: func(frames [][]byte) error {
+	lettingGo := 0
+	first, gate, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	calls := 0
+	q := &connQueue{limit: 10, send: func(frames [][]byte) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-gate // the writer is busy while the test fills the queue
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if frames == nil {
-			letGo = true
+			lettingGo++
+			close(done)
 			return nil
 		}
 		got = append(got, frames...)
 		return nil
 	}}
+	q.push([]byte("busy"))
+	<-first
 	if !q.push([]byte("0123456789abc")) { // alone: fits
 		t.Fatal("a lone frame was refused")
 	}
@@ -62,26 +75,19 @@ func TestConnQueue(t *testing.T) {
 		}
 	}
 	q.finish(true)
-	go func() { q.run(); close(done) }()
+	q.finish(true)
+	close(gate)
 	<-done
+	q.mu.Lock()
+	for q.writing { // let the writer end
+		q.mu.Unlock()
+		runtime.Gosched()
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
 	mu.Lock()
 	defer mu.Unlock()
-	if want := [][]byte{[]byte("a"), []byte("b"), []byte("c")}; !slices.EqualFunc(got, want, slices.Equal) || !letGo {
-		t.Fatalf("got %q, let go %v", got, letGo)
-	}
-}
-
-func TestFrameType(t *testing.T) {
-	for _, format := range []transport.Format{transport.FormatJSON, transport.FormatMsgPack} {
-		data, err := transport.Encode(transport.Frame{Type: transport.TypeSnapshot, Sequence: 3, State: []byte(`{"count":1}`), Epoch: "e"}, format)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := frameType(data); got != transport.TypeSnapshot {
-			t.Errorf("%v: got %v", format, got)
-		}
-	}
-	if frameType([]byte("junk")) != 0 {
-		t.Error("junk has a type")
+	if want := [][]byte{[]byte("busy"), []byte("a"), []byte("b"), []byte("c")}; !slices.EqualFunc(got, want, slices.Equal) || lettingGo != 1 {
+		t.Fatalf("got %q, let go %d times", got, lettingGo)
 	}
 }
