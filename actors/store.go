@@ -94,7 +94,8 @@ func (c Config) withDefaults() Config {
 
 // Attach attaches a client connection served in this process: the store
 // spawns a child actor that owns Sink. An Attach for a client id that is
-// already attached replaces the old connection (a reconnect). It carries a
+// already attached replaces the old connection (a reconnect), unless it
+// names the same non-zero ConnectionID (then it changes nothing). It carries a
 // function, so it never crosses nodes; messages.Connect is its remote form.
 type Attach struct {
 	ClientID string
@@ -301,6 +302,9 @@ func newEpoch() string {
 
 func (s *storeActor[M, Msg]) attach(ctx actor.Context, m *Attach) {
 	if old := s.clients[m.ClientID]; old != nil {
+		if m.ConnectionID != 0 && m.ConnectionID == old.connectionID {
+			return // attached already (an Attach repeated by a cluster node)
+		}
 		s.detach(ctx, old, true)
 	}
 	c := &client{

@@ -154,6 +154,15 @@
 // broadcasts only what the shared journal holds, and the journal fences
 // an older activation off.
 //
+// A connection also re-attaches when the answer to one of its client's
+// messages has not come for Config.AnswerTimeout (5 s by default):
+// Proto.Actor delivers at most once between nodes, and a rolling restart
+// (a node back on the same address) was seen to lose frames, and to fire
+// a grain's watch of a live connection actor so that the store forgot the
+// connection. The grain then attaches the connection again (the store
+// keeps a client's child for a repeated connection id), and the resent
+// messages are answered (TestLostAnswerReattaches).
+//
 // The connection actor decodes the client's frames' type and id (with
 // transport.PeekType first), and of the store's frames only
 // acknowledgements, errors, snapshots and synced frames: server messages

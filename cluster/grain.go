@@ -152,16 +152,13 @@ func (g *grainActor) connect(ctx actor.Context, m *messages.Connect) {
 		return nil
 	}
 	key := conn.String()
-	if d, ok := g.conns[key]; ok {
-		if d.ClientId == m.ClientId && d.ConnectionId == m.ConnectionId {
-			// A retried request delivered twice (at-least-once):
-			// attaching again would let the connection go.
-			ctx.Respond(&messages.Connected{Store: ctx.Self()})
-			return
-		}
-	} else {
+	if _, ok := g.conns[key]; !ok {
 		ctx.Watch(conn)
 	}
+	// A Connect of a connection already attached (a retried request
+	// delivered twice, or a connection re-attaching after lost answers)
+	// is attached again: the store keeps a client's child when the
+	// connection id is the same, and attaches it when the store lost it.
 	g.conns[key] = &messages.Disconnect{ClientId: m.ClientId, ConnectionId: m.ConnectionId}
 	ctx.Send(g.store, &actors.Attach{ClientID: m.ClientId, ConnectionID: m.ConnectionId, Sink: sink})
 	ctx.Respond(&messages.Connected{Store: ctx.Self()})

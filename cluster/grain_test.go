@@ -18,6 +18,7 @@ import (
 	"github.com/lily-go/lily/demo/counter"
 	"github.com/lily-go/lily/gateway"
 	"github.com/lily-go/lily/journal/memjournal"
+	"github.com/lily-go/lily/messages"
 	"github.com/lily-go/lily/transport"
 )
 
@@ -523,4 +524,45 @@ func TestReattachGivesUpWhenTooMuchIsInFlight(t *testing.T) {
 	if m.Count != n || last.Sequence != n {
 		t.Fatalf("count %d at %d, want %d at %d: each message applied once", m.Count, last.Sequence, n, n)
 	}
+}
+
+// TestLostAnswerReattaches: messages between nodes are delivered at most
+// once, and a store may lose its record of a connection while both nodes
+// live (here: the store is told the client left, as when its watch of the
+// connection actor fires on a broken stream). A message left unanswered
+// for AnswerTimeout makes the connection re-attach: the store attaches it
+// again and answers the resent message, applied once.
+func TestLostAnswerReattaches(t *testing.T) {
+	ns := newNodes(t)
+	j := memjournal.New()
+	t.Cleanup(func() { _ = j.Close() })
+	settings := StoreSettings{Journal: j}
+	kinds := []actors.Kind{counterKind()}
+	a := ns.start(Config{NodeName: "a", StoreKinds: kinds, Stores: settings, AnswerTimeout: 300 * time.Millisecond})[0]
+	b := ns.start(Config{NodeName: "b", Seeds: []string{a.GossipAddress()}, StoreKinds: kinds, Stores: settings})[0]
+	waitFor(t, "two members", count(a, 2))
+	name := storeOn(t, []*Node{a, b}, 1, "l")
+	c := connect(t, a, name, "c")
+	c.increment(1)
+	c.find("ack 1", func(f transport.Frame) bool {
+		return f.Type == transport.TypeAcknowledge && f.ID == 1 && f.Sequence == 1
+	})
+
+	grain := a.Cluster().Get(name, "counter")
+	a.system.Root.Send(grain, &messages.Disconnect{ClientId: "c"}) // the store forgets the connection
+	observer := connect(t, a, name, "observer")
+	observer.resync()
+	observer.wantCount(1, 1) // the Disconnect was handled before
+
+	c.increment(2) // applied, its answer goes nowhere
+	ack := c.find("ack 2", func(f transport.Frame) bool { return f.Type == transport.TypeAcknowledge && f.ID == 2 })
+	if ack.Sequence != 2 {
+		t.Fatalf("ack 2 at sequence %d, want 2", ack.Sequence)
+	}
+	if c.wasLetGo() {
+		t.Fatal("the connection was let go; want it re-attached")
+	}
+	fresh := connect(t, a, name, "fresh")
+	fresh.resync()
+	fresh.wantCount(2, 2)
 }

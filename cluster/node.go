@@ -82,6 +82,12 @@ type Config struct {
 	// (the gateway closes the socket with 1012). Zero value:
 	// DefaultReattachTimeout.
 	ReattachTimeout time.Duration
+	// AnswerTimeout is how long a connection waits for the answer
+	// (acknowledgement or error) to a client message with an id before it
+	// re-attaches to the store, resending what is unanswered: messages
+	// between nodes are delivered at most once. Zero value:
+	// DefaultAnswerTimeout.
+	AnswerTimeout time.Duration
 	// ObserveRequest, when set, is called after every attach request to a
 	// store's grain (made by Connect and by re-attaching connections) with
 	// whether the grain answered from another node, how long the request
@@ -155,6 +161,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReattachTimeout <= 0 {
 		c.ReattachTimeout = DefaultReattachTimeout
+	}
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = DefaultAnswerTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -25,6 +25,9 @@ const DefaultConnectTimeout = 10 * time.Second
 // DefaultReattachTimeout is Config.ReattachTimeout's zero value.
 const DefaultReattachTimeout = 15 * time.Second
 
+// DefaultAnswerTimeout is Config.AnswerTimeout's zero value.
+const DefaultAnswerTimeout = 5 * time.Second
+
 // attemptTimeout bounds one attach request; attach tries again (with
 // backoff) until its deadline, so that a request lost with a dead node
 // does not use the whole deadline.
@@ -196,6 +199,9 @@ func newConnectionID() uint64 {
 type (
 	// attached tells a connection actor its store's activation.
 	attached struct{ store *actor.PID }
+	// checkAnswers: time to look for a client message left unanswered
+	// for Config.AnswerTimeout.
+	checkAnswers struct{}
 	// reattached answers a re-attach: the store's new activation, or err.
 	reattached struct {
 		store *actor.PID
@@ -235,7 +241,8 @@ type connActor struct {
 
 	unanswered      []sentMessage // sent to the store, no answer yet, in order
 	unansweredBytes int
-	untracked       bool // a message with an id did not fit unanswered
+	answerTimer     *time.Timer // runs while unanswered is not empty
+	untracked       bool        // a message with an id did not fit unanswered
 	waiting         []sentMessage
 	waitingBytes    int
 
@@ -246,11 +253,13 @@ type connActor struct {
 	lastServer []byte // the latest server message queued after seq
 }
 
-// sentMessage is one client frame with its type and id (0: none).
+// sentMessage is one client frame with its type and id (0: none), and
+// when it was last sent to a store.
 type sentMessage struct {
 	frame []byte
 	typ   transport.FrameType
 	id    uint64
+	at    time.Time
 }
 
 // Receive implements actor.Actor.
@@ -280,7 +289,12 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}
 	case *reattached:
 		c.reattached(ctx, m)
+	case checkAnswers:
+		c.checkAnswers(ctx)
 	case *actor.Stopped:
+		if c.answerTimer != nil {
+			c.answerTimer.Stop()
+		}
 		c.q.finish(false)
 	}
 }
@@ -318,13 +332,46 @@ func (c *connActor) fromClient(ctx actor.Context, frame []byte) {
 func (c *connActor) send(ctx actor.Context, m sentMessage) {
 	if m.id != 0 {
 		if c.unansweredBytes+len(m.frame) <= c.limit {
+			m.at = time.Now()
 			c.unanswered = append(c.unanswered, m)
 			c.unansweredBytes += len(m.frame)
+			c.watchAnswers(ctx, c.node.cfg.AnswerTimeout)
 		} else {
 			c.untracked = true
 		}
 	}
 	ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: m.frame})
+}
+
+// watchAnswers has checkAnswers come after d, unless it is on its way.
+func (c *connActor) watchAnswers(ctx actor.Context, d time.Duration) {
+	if c.answerTimer != nil {
+		return
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	c.answerTimer = time.AfterFunc(d, func() { root.Send(self, checkAnswers{}) })
+}
+
+// checkAnswers re-attaches when the oldest unanswered message has waited
+// Config.AnswerTimeout: Proto.Actor delivers at most once between nodes,
+// and a message, its answer or the store's record of the connection (its
+// watch of the connection actor fires when the connection between the
+// nodes breaks, as when a node restarts on the same address) may be lost
+// while both nodes live. Re-attaching resends what is unanswered (the store
+// applies each id once) with a resync.
+func (c *connActor) checkAnswers(ctx actor.Context) {
+	c.answerTimer = nil
+	if c.letGo || c.moving || len(c.unanswered) == 0 {
+		return // reattached restarts the watch
+	}
+	timeout := c.node.cfg.AnswerTimeout
+	if waited := time.Since(c.unanswered[0].at); waited < timeout {
+		c.watchAnswers(ctx, timeout-waited)
+		return
+	}
+	c.node.log.Info("no answer from the store; re-attaching", slog.String("store", c.kind+"/"+c.name),
+		slog.String("client_id", c.clientID), slog.Uint64("id", c.unanswered[0].id), slog.Duration("waited", time.Since(c.unanswered[0].at)))
+	c.reattach(ctx)
 }
 
 // answered forgets the kept messages an acknowledgement (upTo) or an
@@ -396,8 +443,13 @@ func (c *connActor) reattached(ctx actor.Context, m *reattached) {
 	}
 	c.store, c.moving = m.store, false
 	ctx.Watch(m.store)
-	for _, u := range c.unanswered {
+	now := time.Now()
+	for i, u := range c.unanswered {
+		c.unanswered[i].at = now
 		ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: u.frame})
+	}
+	if len(c.unanswered) > 0 {
+		c.watchAnswers(ctx, c.node.cfg.AnswerTimeout)
 	}
 	if resync, err := transport.Encode(c.resyncFrame(), c.format); err == nil {
 		ctx.Send(c.store, &messages.ClientFrame{ClientId: c.clientID, Data: resync})

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/lily-go/lily/actors"
 	"github.com/lily-go/lily/internal/testutil"
 	"github.com/lily-go/lily/server"
 	"github.com/lily-go/lily/store"
@@ -596,5 +597,45 @@ func TestManyServersStopWithoutLeaks(t *testing.T) {
 	}
 	for _, srv := range servers {
 		srv.Stop()
+	}
+}
+
+// sinkOf adapts a recorder to a Sink, counting let-go calls (nil frames).
+func sinkOf(r *recorder, letGo *atomic.Int32) actors.Sink {
+	return func(frames [][]byte) error {
+		if frames == nil {
+			letGo.Add(1)
+			return nil
+		}
+		for _, f := range frames {
+			r.send(f)
+		}
+		return nil
+	}
+}
+
+// An Attach repeated with the same connection id (a cluster node attaching
+// its connection again) keeps the attached connection; another connection
+// id replaces it.
+func TestAttachWithTheSameConnectionIDKeepsTheConnection(t *testing.T) {
+	srv := start(t, counterStore(), counterSerialiser(), server.Config{})
+	first, again, fresh, bob := newRecorder(t), newRecorder(t), newRecorder(t), newRecorder(t)
+	var firstLetGo, againLetGo, freshLetGo atomic.Int32
+	srv.ConnectSink("alice", 7, sinkOf(first, &firstLetGo))
+	srv.ConnectSink("alice", 7, sinkOf(again, &againLetGo))
+	srv.Connect("bob", bob.send)
+	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 1, transport.FormatJSON))
+	if f := first.next(); f.Type != transport.TypeServerMessage || f.Sequence != 1 {
+		t.Fatalf("the attached connection got %+v, want server_message 1", f)
+	}
+	srv.ConnectSink("alice", 8, sinkOf(fresh, &freshLetGo))
+	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 2, transport.FormatJSON))
+	if f := fresh.next(); f.Type != transport.TypeServerMessage || f.Sequence != 2 {
+		t.Fatalf("the new connection got %+v, want server_message 2", f)
+	}
+	state(t, srv)
+	testutil.Eventually(t, func() bool { return firstLetGo.Load() == 1 }, "the replaced connection was not let go")
+	if again.count() != 0 || againLetGo.Load() != 0 || first.count() != 1 {
+		t.Fatalf("repeated attach: %d frames and %d let-go calls, first connection %d frames", again.count(), againLetGo.Load(), first.count())
 	}
 }
