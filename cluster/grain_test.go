@@ -316,7 +316,7 @@ func TestStoreMovesToJoiningNode(t *testing.T) {
 	ns := newNodes(t)
 	all := startStoreNodes(t, ns, "a", "b")
 	a := all[0]
-	const stores = 12
+	const stores = 30 // each lands on the new node with chance 1/3: none moves with chance (2/3)^30 < 1e-5
 	conns := make([]*testConn, stores)
 	for i := range conns {
 		conns[i] = connect(t, a, fmt.Sprintf("j%d", i), "c")
