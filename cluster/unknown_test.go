@@ -3,10 +3,8 @@
 package cluster
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,26 +14,9 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/lily-go/lily/actors"
+	"github.com/lily-go/lily/internal/testutil"
 	"github.com/lily-go/lily/transport"
 )
-
-// lockedBuffer is a log sink that tests read while nodes write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // unknownMessage returns a protobuf message of a type no node has
 // registered (built at run time with dynamicpb): the receiving node's
@@ -66,7 +47,7 @@ func unknownMessage(t *testing.T) *dynamicpb.Message {
 // protoactor's deserialiser (a nil dereference); the gRPC interceptors
 // recover it, log it, and the node goes on serving its stores.
 func TestUnknownMessageTypeDoesNotCrashANode(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	ns := newNodes(t)
 	a := ns.start(Config{NodeName: "a", StoreKinds: []actors.Kind{counterKind()}})[0]
 	b := ns.start(Config{NodeName: "b", Seeds: []string{a.GossipAddress()}, StoreKinds: []actors.Kind{counterKind()},

@@ -41,8 +41,8 @@ func chromiumPath(tb testing.TB) string {
 // test ends.
 type browser struct {
 	tb  testing.TB
-	ctx context.Context // the browser's context; each page is a tab of it
-	out *lockedBuffer   // Chromium's own output
+	ctx context.Context        // the browser's context; each page is a tab of it
+	out *testutil.LockedBuffer // Chromium's own output
 }
 
 // startBrowser starts headless Chromium with the flags of issue 7 and a
@@ -54,7 +54,7 @@ func startBrowser(tb testing.TB) *browser {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b := &browser{tb: tb, out: &lockedBuffer{}}
+	b := &browser{tb: tb, out: &testutil.LockedBuffer{}}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath(tb)),
 		chromedp.Flag("headless", true),
@@ -93,8 +93,8 @@ type page struct {
 	tb      testing.TB
 	name    string
 	ctx     context.Context
-	close   context.CancelFunc // closes the tab; the test's end does too
-	console *lockedBuffer      // the page's console messages and exceptions
+	close   context.CancelFunc     // closes the tab; the test's end does too
+	console *testutil.LockedBuffer // the page's console messages and exceptions
 }
 
 // open opens url in a new tab. setup actions run before the navigation
@@ -105,7 +105,7 @@ func (b *browser) open(name, url string, setup ...chromedp.Action[chromedp.Void]
 	// Each tab in a browser context of its own: its own window (never a
 	// hidden, throttled background tab), its own storage and cache.
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	p := &page{tb: b.tb, name: name, ctx: ctx, close: cancel, console: &lockedBuffer{}}
+	p := &page{tb: b.tb, name: name, ctx: ctx, close: cancel, console: &testutil.LockedBuffer{}}
 	if err := chromedp.Do(ctx, setup...); err != nil {
 		cancel()
 		b.tb.Fatalf("page %s: setup: %v", name, err)

@@ -223,13 +223,7 @@ func TestLilydClusterMultiRollingRestart(t *testing.T) {
 		c.waitMembers(3)
 		t.Logf("node%d: graceful stop took %v, back with 3 members after %v", n.index, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	}
-	sent := load.totalSent()
-	testutil.Eventually(t, func() bool { return load.totalSent() > sent+int64(len(load.clients)) }, "the load stopped")
-	load.stopLoad()
-
-	want := load.converge()
-	checkJournal(t, c.pg, keys, want)
-	c.waitPlacement(keys)
+	c.finishLoad(load, keys)
 	clients, losses := load.disconnected()
 	t.Logf("%d messages; %d of %d clients lost their connection during the restarts (%d losses)", load.totalSent(), clients, len(load.clients), losses)
 }
@@ -296,12 +290,7 @@ func TestLilydClusterMultiSplitBrain(t *testing.T) {
 
 	c.start(stalled)
 	c.waitMembers(3)
-	sent := load.totalSent()
-	testutil.Eventually(t, func() bool { return load.totalSent() > sent+int64(len(load.clients)) }, "the load stopped")
-	load.stopLoad()
-	want := load.converge()
-	checkJournal(t, c.pg, keys, want)
-	c.waitPlacement(keys)
+	c.finishLoad(load, keys)
 	clients, losses := load.disconnected()
 	t.Logf("%d messages; %d of %d clients lost their connection (%d losses)", load.totalSent(), clients, len(load.clients), losses)
 }
@@ -344,12 +333,7 @@ func TestLilydClusterMultiNodeJoins(t *testing.T) {
 		return n > 0, "no store moved to the new node"
 	})
 	t.Logf("4 members and some stores on the new node %v after it started", time.Since(joined).Round(time.Millisecond))
-	sent := load.totalSent()
-	testutil.Eventually(t, func() bool { return load.totalSent() > sent+int64(len(load.clients)) }, "the load stopped")
-	load.stopLoad()
-	want := load.converge()
-	checkJournal(t, c.pg, keys, want)
-	after := c.waitPlacement(keys)
+	after := c.finishLoad(load, keys)
 	t.Logf("activations per node: before %v, after %v", perNode(before), perNode(after))
 	moved := 0
 	for k, n := range after {
@@ -370,4 +354,17 @@ func TestLilydClusterMultiNodeJoins(t *testing.T) {
 	if clients != 0 {
 		t.Errorf("%d clients lost their connection when stores moved; want them re-attached without reconnecting", clients)
 	}
+}
+
+// finishLoad lets the load run one more message per client, stops it,
+// waits for every client to converge, checks the journal holds each
+// acknowledged increment exactly once, and returns the stores' placement
+// (each activated exactly once).
+func (c *testCluster) finishLoad(load *clusterLoad, keys []string) map[string]int {
+	c.t.Helper()
+	sent := load.totalSent()
+	testutil.Eventually(c.t, func() bool { return load.totalSent() > sent+int64(len(load.clients)) }, "the load stopped")
+	load.stopLoad()
+	checkJournal(c.t, c.pg, keys, load.converge())
+	return c.waitPlacement(keys)
 }

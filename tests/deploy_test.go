@@ -130,7 +130,7 @@ func startLocalCluster(t *testing.T, nodes int) *localCluster {
 		// build the same one.
 		"LILY_LOCAL_LILYD="+lilydBin,
 	)
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	up.Stderr = &stderr
 	out, err := up.Output()
 	if err != nil {

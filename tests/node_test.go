@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,26 +20,9 @@ type lilyd struct {
 	tb   testing.TB
 	addr string // host:port it serves on
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testutil.LockedBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // set before done is closed
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -60,7 +41,7 @@ func freeAddr(tb testing.TB) string {
 // its log is printed if the test failed.
 func startLilyd(tb testing.TB, addr string, flags ...string) *lilyd {
 	tb.Helper()
-	n := &lilyd{tb: tb, addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
+	n := &lilyd{tb: tb, addr: addr, log: &testutil.LockedBuffer{}, done: make(chan struct{})}
 	if !slices.Contains(flags, "-data-dir") {
 		flags = append(flags, "-data-dir", tb.TempDir())
 	}
