@@ -514,10 +514,10 @@ func TestPeekType(t *testing.T) {
 	// Frames laid out differently are decoded.
 	for in, want := range map[string]FrameType{
 		`{"id":2,"type":"client_message","payload":1}`: TypeClientMessage,
-		` {"type":"resync","after_sequence":0}`:          TypeResync,
-		`{"type":"nonsense"}`:                           0,
-		`{"type":"acknowl`:                              0,
-		``:                                              0,
+		` {"type":"resync","after_sequence":0}`:        TypeResync,
+		`{"type":"nonsense"}`:                          0,
+		`{"type":"acknowl`:                             0,
+		``:                                             0,
 	} {
 		if got := PeekType([]byte(in)); got != want {
 			t.Errorf("PeekType(%q) = %v, want %v", in, got, want)
