@@ -163,8 +163,9 @@
 // keeps a client's child for a repeated connection id), and the resent
 // messages are answered (TestLostAnswerReattaches).
 //
-// The connection actor decodes the client's frames' type and id (with
-// transport.PeekType first), and of the store's frames only
+// The connection actor decodes each client frame once (for its id and
+// whether it asks for a delta), and of the store's frames, whose type
+// transport.PeekType reads from their first bytes, only
 // acknowledgements, errors, snapshots and synced frames: server messages
 // (broadcasts) are not decoded; the latest one is kept and decoded only
 // when re-attaching. A message without an id cannot be told apart from a

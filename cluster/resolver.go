@@ -253,11 +253,10 @@ type connActor struct {
 	lastServer []byte // the latest server message queued after seq
 }
 
-// sentMessage is one client frame with its type and id (0: none), and
+// sentMessage is one client frame with its message id (0: none), and
 // when it was last sent to a store.
 type sentMessage struct {
 	frame []byte
-	typ   transport.FrameType
 	id    uint64
 	at    time.Time
 }
@@ -306,16 +305,12 @@ func (c *connActor) fromClient(ctx actor.Context, frame []byte) {
 		return
 	}
 	c.format = transport.DetectFormat(frame)
-	m := sentMessage{frame: frame, typ: transport.PeekType(frame)}
-	switch m.typ {
-	case transport.TypeClientMessage:
-		if f, err := transport.Decode(frame, c.format); err == nil {
-			m.id = f.ID
-		}
-	case transport.TypeResync:
-		if f, err := transport.Decode(frame, c.format); err == nil && f.Delta {
-			c.delta = true
-		}
+	m := sentMessage{frame: frame}
+	// Decoded once here for its id (a client's layout need not
+	// start with "type"); the store decodes it again, on its own node.
+	if f, err := transport.Decode(frame, c.format); err == nil {
+		m.id = f.ID
+		c.delta = c.delta || (f.Type == transport.TypeResync && f.Delta)
 	}
 	if c.moving {
 		c.waiting = append(c.waiting, m)
