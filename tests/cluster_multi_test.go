@@ -47,6 +47,14 @@ func TestLilydClusterMultiSpreadsStores(t *testing.T) {
 		if got, err := n.metric("lily_cluster_activations"); err != nil || int(got) != counts[n.index] {
 			t.Errorf("node%d: lily_cluster_activations %v (%v), /debug/activations lists %d", n.index, got, err, counts[n.index])
 		}
+		// Its clients' stores live on every node: it made attach requests
+		// answered here and on other nodes.
+		for _, placement := range []string{"local", "remote"} {
+			name := `lily_cluster_request_seconds_count{placement="` + placement + `",result="ok"}`
+			if got, err := n.metric(name); err != nil || got == 0 {
+				t.Errorf("node%d: %s = %v (%v), want some", n.index, name, got, err)
+			}
+		}
 	}
 	before := map[int][]string{}
 	for _, n := range c.all() {
@@ -56,7 +64,7 @@ func TestLilydClusterMultiSpreadsStores(t *testing.T) {
 	// More traffic, some of it while the clients are sending; membership
 	// does not change, so neither do the activations.
 	load.start(multiPace)
-	testutil.Eventually(t, func() bool { return load.totalSent() > int64(len(load.clients))*6 }, "the load did not run")
+	load.waitSent(6)
 	load.stopLoad()
 	load.sendEach(2)
 	want := load.converge()
@@ -119,20 +127,16 @@ func killUnderLoad(t *testing.T) time.Duration {
 	c := newTestCluster(t, 3)
 	nodes := c.all()
 	survivors, victim := nodes[:2], nodes[2]
-	names, keys := storeNames("kill", multiStores)
 	// The clients connect through the survivors: a client's URL names one
 	// node, and the victim does not come back.
-	load := connectLoad(t, survivors, names, multiPerStore)
-	load.sendEach(1)
-	load.converge()
-	place := c.waitPlacement(keys)
+	load, names, keys, place := c.settledLoad("kill", survivors)
 	onVictim := perNode(place)[victim.index]
 	if onVictim == 0 {
 		t.Fatal("the victim hosts no store: the test proves nothing")
 	}
 
 	load.start(multiPace)
-	testutil.Eventually(t, func() bool { return load.totalSent() > int64(len(load.clients))*3 }, "the load did not run")
+	load.waitSent(3)
 	// A baseline: how long probing every store takes while all is well,
 	// under the same load (the probes cost their own time).
 	began := time.Now()
@@ -193,11 +197,7 @@ func killUnderLoad(t *testing.T) time.Duration {
 // the journal holds each acknowledged increment once.
 func TestLilydClusterMultiRollingRestart(t *testing.T) {
 	c := newTestCluster(t, 3)
-	names, keys := storeNames("rolling", multiStores)
-	load := connectLoad(t, c.all(), names, multiPerStore)
-	load.sendEach(1)
-	load.converge()
-	c.waitPlacement(keys)
+	load, _, keys, _ := c.settledLoad("rolling", c.all())
 
 	load.start(multiPace)
 	load.count.Store(true)
@@ -239,11 +239,7 @@ func TestLilydClusterMultiSplitBrain(t *testing.T) {
 	c := newTestCluster(t, 3)
 	nodes := c.all()
 	stalled := nodes[2]
-	names, keys := storeNames("split", multiStores)
-	load := connectLoad(t, nodes, names, multiPerStore)
-	load.sendEach(1)
-	load.converge()
-	place := c.waitPlacement(keys)
+	load, _, keys, place := c.settledLoad("split", nodes)
 	onStalled := perNode(place)[stalled.index]
 	if onStalled == 0 {
 		t.Fatal("the stalled node hosts no store: the test proves nothing")
@@ -251,7 +247,7 @@ func TestLilydClusterMultiSplitBrain(t *testing.T) {
 
 	load.start(multiPace)
 	load.count.Store(true)
-	testutil.Eventually(t, func() bool { return load.totalSent() > int64(len(load.clients))*3 }, "the load did not run")
+	load.waitSent(3)
 	proc := stalled.process()
 	if err := proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -302,14 +298,10 @@ func TestLilydClusterMultiSplitBrain(t *testing.T) {
 // re-attach to its new activation).
 func TestLilydClusterMultiNodeJoins(t *testing.T) {
 	c := newTestCluster(t, 3)
-	names, keys := storeNames("join", multiStores)
-	load := connectLoad(t, c.all(), names, multiPerStore)
-	load.sendEach(1)
-	load.converge()
-	before := c.waitPlacement(keys)
+	load, _, keys, before := c.settledLoad("join", c.all())
 
 	load.start(multiPace)
-	testutil.Eventually(t, func() bool { return load.totalSent() > int64(len(load.clients))*3 }, "the load did not run")
+	load.waitSent(3)
 	load.count.Store(true)
 	joined := time.Now()
 	newcomer := c.addNode()
@@ -367,4 +359,24 @@ func (c *testCluster) finishLoad(load *clusterLoad, keys []string) map[string]in
 	load.stopLoad()
 	checkJournal(c.t, c.pg, keys, load.converge())
 	return c.waitPlacement(keys)
+}
+
+// settledLoad connects multiPerStore clients to each of multiStores stores
+// named prefix-N through the given nodes, has each send one increment and
+// waits until all converge. It returns the load, the store names and keys,
+// and the stores' placement (each activated exactly once).
+func (c *testCluster) settledLoad(prefix string, through []*clusterNode) (load *clusterLoad, names, keys []string, place map[string]int) {
+	c.t.Helper()
+	names, keys = storeNames(prefix, multiStores)
+	load = connectLoad(c.t, through, names, multiPerStore)
+	load.sendEach(1)
+	load.converge()
+	return load, names, keys, c.waitPlacement(keys)
+}
+
+// waitSent waits until the load has sent more than perClient messages per
+// client in all.
+func (l *clusterLoad) waitSent(perClient int) {
+	l.t.Helper()
+	testutil.Eventually(l.t, func() bool { return l.totalSent() > int64(len(l.clients)*perClient) }, "the load did not run")
 }
