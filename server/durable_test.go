@@ -65,7 +65,7 @@ func TestRestartFromTheJournal(t *testing.T) {
 			for id := uint64(1); id <= 25; id++ {
 				srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 2}), id, transport.FormatJSON))
 			}
-			testutil.Eventually(t, func() bool { return testutil.LastAck(alice.all()) == 25 }, "not all acknowledged")
+			testutil.Eventually(t, func() bool { return testutil.LastAck(alice.Frames()) == 25 }, "not all acknowledged")
 			_, _, epoch, _ := srv.State(context.Background())
 			srv.Stop()
 
@@ -78,12 +78,12 @@ func TestRestartFromTheJournal(t *testing.T) {
 			again.Connect("alice", alice.send)
 			// Resent after the restart: acknowledged again, not applied.
 			again.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 2}), 25, transport.FormatJSON))
-			wantAck(t, alice.next(), 25, 25)
+			wantAck(t, alice.Next(), 25, 25)
 			again.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 2}), 20, transport.FormatJSON))
-			wantAck(t, alice.next(), 0, 20)
+			wantAck(t, alice.Next(), 0, 20)
 			// New messages continue the sequence.
 			again.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 2}), 26, transport.FormatJSON))
-			wantAck(t, alice.next(), 26, 26)
+			wantAck(t, alice.Next(), 26, 26)
 			if m, seq := state(t, again); m.Count != 52 || seq != 26 {
 				t.Fatalf("count %d at %d, want 52 at 26", m.Count, seq)
 			}
@@ -183,13 +183,13 @@ func TestFailedWriteRestartsFromTheJournal(t *testing.T) {
 	srv := start(t, counterStore(), counterSerialiser(), server.Config{Name: "counter/fail", Journal: j})
 	alice := connectSink(t, srv, "alice")
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 1}), 1, transport.FormatJSON))
-	wantAck(t, alice.next(), 1, 1)
+	wantAck(t, alice.Next(), 1, 1)
 
 	j.fail.Store(1)
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 10}), 2, transport.FormatJSON))
 	testutil.Eventually(t, func() bool { return alice.letGo.Load() == 1 }, "the client was not let go after the failed write")
-	if n := alice.count(); n != 1 {
-		t.Fatalf("a message whose write failed was answered: %+v", alice.all())
+	if n := alice.Count(); n != 1 {
+		t.Fatalf("a message whose write failed was answered: %+v", alice.Frames())
 	}
 	// The store came back from the journal; the client reconnects and
 	// sends again what it has not seen acknowledged.
@@ -198,7 +198,7 @@ func TestFailedWriteRestartsFromTheJournal(t *testing.T) {
 	}
 	alice = connectSink(t, srv, "alice")
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 10}), 2, transport.FormatJSON))
-	wantAck(t, alice.next(), 2, 2)
+	wantAck(t, alice.Next(), 2, 2)
 	if m, _ := state(t, srv); m.Count != 11 {
 		t.Fatalf("count %d, want 11", m.Count)
 	}
@@ -224,7 +224,7 @@ func TestStoreActorCrashRestartsFromTheJournal(t *testing.T) {
 	alice := connectSink(t, srv, "alice")
 	for id := uint64(1); id <= 5; id++ {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), id, transport.FormatJSON))
-		wantAck(t, alice.next(), id, id)
+		wantAck(t, alice.Next(), id, id)
 	}
 	obs.panicAt.Store(1) // the next apply crashes the actor
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 6, transport.FormatJSON))
@@ -234,7 +234,7 @@ func TestStoreActorCrashRestartsFromTheJournal(t *testing.T) {
 	}
 	alice = connectSink(t, srv, "alice")
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 6, transport.FormatJSON))
-	f := alice.next()
+	f := alice.Next()
 	wantType(t, f, transport.TypeAcknowledge)
 	if m, seq := state(t, srv); m.Count != 6 || seq != 6 {
 		t.Fatalf("count %d at %d, want message 6 applied exactly once", m.Count, seq)
@@ -265,14 +265,14 @@ func TestDeltaResync(t *testing.T) {
 	for id := uint64(1); id <= 12; id++ {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: int(id)}), id, transport.FormatJSON))
 	}
-	testutil.Eventually(t, func() bool { return testutil.LastAck(alice.all()) == 12 }, "not all acknowledged")
+	testutil.Eventually(t, func() bool { return testutil.LastAck(alice.Frames()) == 12 }, "not all acknowledged")
 	_, _, epoch, _ := srv.State(context.Background())
 	bob := newRecorder(t)
 	srv.Connect("bob", bob.send)
 
 	srv.Incoming("bob", encode(t, transport.Frame{Type: transport.TypeResync, AfterSequence: 9, Delta: true, Epoch: epoch}, transport.FormatJSON))
 	for seq := uint64(10); seq <= 12; seq++ {
-		f := bob.next()
+		f := bob.Next()
 		if f.Type != transport.TypeServerMessage || f.Sequence != seq {
 			t.Fatalf("delta frame %+v, want server_message %d", f, seq)
 		}
@@ -280,7 +280,7 @@ func TestDeltaResync(t *testing.T) {
 			t.Fatalf("delta message %d is %v (%v)", seq, msg, err)
 		}
 	}
-	if f := bob.next(); f.Type != transport.TypeSynced || f.Sequence != 12 || f.Epoch != epoch {
+	if f := bob.Next(); f.Type != transport.TypeSynced || f.Sequence != 12 || f.Epoch != epoch {
 		t.Fatalf("after the delta: %+v, want synced 12", f)
 	}
 
@@ -294,7 +294,7 @@ func TestDeltaResync(t *testing.T) {
 	}
 	for _, tc := range cases {
 		srv.Incoming("bob", encode(t, tc.frame, transport.FormatJSON))
-		if f := bob.next(); f.Type != transport.TypeSnapshot || f.Sequence != 12 {
+		if f := bob.Next(); f.Type != transport.TypeSnapshot || f.Sequence != 12 {
 			t.Fatalf("%s: %+v, want a snapshot at 12", tc.name, f)
 		}
 	}
@@ -303,14 +303,14 @@ func TestDeltaResync(t *testing.T) {
 	for id := uint64(13); id <= 25; id++ {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), id, transport.FormatJSON))
 	}
-	testutil.Eventually(t, func() bool { return testutil.LastAck(alice.all()) == 25 }, "not all acknowledged")
+	testutil.Eventually(t, func() bool { return testutil.LastAck(alice.Frames()) == 25 }, "not all acknowledged")
 	testutil.Eventually(t, func() bool {
 		info, _ := j.Open(context.Background(), "counter/delta")
 		return info.Snapshot != nil && info.Snapshot.Sequence >= 20
 	}, "no snapshot after 20 messages")
-	bob.skip()
+	bob.Skip()
 	srv.Incoming("bob", encode(t, transport.Frame{Type: transport.TypeResync, AfterSequence: 3, Delta: true, Epoch: epoch}, transport.FormatJSON))
-	if f := bob.nextOfType(transport.TypeSnapshot, transport.TypeSynced); f.Type != transport.TypeSnapshot || f.Sequence != 25 {
+	if f := bob.NextOf(transport.TypeSnapshot, transport.TypeSynced); f.Type != transport.TypeSnapshot || f.Sequence != 25 {
 		t.Fatalf("a delta past the retention: %+v, want a snapshot at 25", f)
 	}
 }
@@ -337,7 +337,7 @@ func TestRegistryPassivatesAndReactivates(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		incoming(clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 5}), id, transport.FormatJSON))
 	}
-	testutil.Eventually(t, func() bool { return testutil.LastAck(rec.all()) == 3 }, "not acknowledged")
+	testutil.Eventually(t, func() bool { return testutil.LastAck(rec.Frames()) == 3 }, "not acknowledged")
 	disconnect()
 	testutil.Eventually(t, func() bool { return registry.Stores() == 0 }, "the idle store did not passivate")
 	if info, _ := j.Open(context.Background(), "counter/idle"); info.Snapshot == nil || info.Snapshot.Sequence != 3 {
@@ -356,13 +356,13 @@ func TestRegistryPassivatesAndReactivates(t *testing.T) {
 	}
 	defer disconnect()
 	incoming(encode(t, transport.Frame{Type: transport.TypeResync}, transport.FormatJSON))
-	snap := rec2.next()
+	snap := rec2.Next()
 	m, _ := counterSerialiser().DecodeModel(snap.State, transport.FormatJSON)
 	if snap.Type != transport.TypeSnapshot || snap.Sequence != 3 || m.Count != 15 {
 		t.Fatalf("after reactivation: %+v (count %d), want count 15 at 3", snap, m.Count)
 	}
 	incoming(clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 5}), 3, transport.FormatJSON))
-	wantAck(t, rec2.next(), 3, 3) // still remembered: not applied again
+	wantAck(t, rec2.Next(), 3, 3) // still remembered: not applied again
 }
 
 func TestCorruptJournalIsReportedForThatStoreOnly(t *testing.T) {
@@ -391,7 +391,7 @@ func TestCorruptJournalIsReportedForThatStoreOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer disconnect()
-	f := rec.next()
+	f := rec.Next()
 	if f.Type != transport.TypeError || f.Code != transport.CodeInternal || !strings.Contains(f.Reason, "counter/bad") || !strings.Contains(f.Reason, "record 1") {
 		t.Fatalf("got %+v, want an internal error naming the store and the record", f)
 	}
@@ -409,5 +409,5 @@ func TestCorruptJournalIsReportedForThatStoreOnly(t *testing.T) {
 	}
 	defer disconnectGood()
 	incoming(clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 1, transport.FormatJSON))
-	wantAck(t, good.next(), 1, 1)
+	wantAck(t, good.Next(), 1, 1)
 }

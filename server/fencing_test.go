@@ -53,7 +53,7 @@ func TestNewerActivationFencesTheOlder(t *testing.T) {
 	older := start(t, counterStore(), counterSerialiser(), cfg)
 	alice := connectSink(t, older, "alice")
 	older.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 1}), 1, transport.FormatJSON))
-	wantAck(t, alice.next(), 1, 1)
+	wantAck(t, alice.Next(), 1, 1)
 
 	newer := start(t, counterStore(), counterSerialiser(), cfg)
 	if m, seq := state(t, newer); m.Count != 1 || seq != 1 {
@@ -61,13 +61,13 @@ func TestNewerActivationFencesTheOlder(t *testing.T) {
 	}
 	older.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 10}), 2, transport.FormatJSON))
 	testutil.Eventually(t, func() bool { return alice.letGo.Load() == 1 }, "the fenced activation did not let its client go")
-	if n := alice.count(); n != 1 {
-		t.Fatalf("the fenced activation answered a message it could not write: %+v", alice.all())
+	if n := alice.Count(); n != 1 {
+		t.Fatalf("the fenced activation answered a message it could not write: %+v", alice.Frames())
 	}
 	// The client reconnects to the newer activation and sends again.
 	bob := connectSink(t, newer, "alice")
 	newer.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: 10}), 2, transport.FormatJSON))
-	wantAck(t, bob.next(), 2, 2)
+	wantAck(t, bob.Next(), 2, 2)
 	if m, seq := state(t, newer); m.Count != 11 || seq != 2 {
 		t.Fatalf("count %d at %d, want 11 at 2", m.Count, seq)
 	}

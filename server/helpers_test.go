@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/lily-go/lily/internal/testutil"
@@ -47,13 +46,13 @@ func counterSerialiser() transport.Serialiser[Counter, CounterMsg] {
 // recorder is an in-process client: its send function decodes and keeps
 // every frame it is given.
 type recorder struct {
-	tb     testing.TB
-	mu     sync.Mutex
-	frames []transport.Frame // guarded by mu
-	cursor int               // guarded by mu; the next frame next returns
+	*testutil.FrameLog
+	tb testing.TB
 }
 
-func newRecorder(tb testing.TB) *recorder { return &recorder{tb: tb} }
+func newRecorder(tb testing.TB) *recorder {
+	return &recorder{FrameLog: testutil.NewFrameLog(tb), tb: tb}
+}
 
 func (r *recorder) send(b []byte) {
 	f, err := transport.Decode(b, transport.DetectFormat(b))
@@ -61,58 +60,7 @@ func (r *recorder) send(b []byte) {
 		r.tb.Errorf("client got an undecodable frame %q: %v", b, err)
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.frames = append(r.frames, f)
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.frames)
-}
-
-// next waits for the next frame and returns it.
-func (r *recorder) next() transport.Frame {
-	r.tb.Helper()
-	testutil.Eventually(r.tb, func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return len(r.frames) > r.cursor
-	}, "no frame came")
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f := r.frames[r.cursor]
-	r.cursor++
-	return f
-}
-
-// skip makes next return only frames that arrive after this call.
-func (r *recorder) skip() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cursor = len(r.frames)
-}
-
-// nextOfType waits for the next frame of one of the given types, skipping
-// others.
-func (r *recorder) nextOfType(types ...transport.FrameType) transport.Frame {
-	r.tb.Helper()
-	for {
-		f := r.next()
-		for _, t := range types {
-			if f.Type == t {
-				return f
-			}
-		}
-	}
-}
-
-// all returns a copy of every frame received so far.
-func (r *recorder) all() []transport.Frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]transport.Frame(nil), r.frames...)
+	r.Add(f)
 }
 
 func encode(tb testing.TB, f transport.Frame, format transport.Format) []byte {

@@ -52,12 +52,12 @@ func exchange[M, Msg any](t *testing.T, st store.Store[M, Msg], ser transport.Se
 	srv.Connect("alice", alice.send)
 	srv.Connect("bob", bob.send)
 	srv.Incoming("bob", resync(t, format)) // bob now speaks format
-	wantType(t, bob.next(), transport.TypeSnapshot)
+	wantType(t, bob.Next(), transport.TypeSnapshot)
 
 	srv.Incoming("alice", clientMessage(t, ser, msg, 1, format))
-	wantAck(t, alice.next(), 1, 1)
+	wantAck(t, alice.Next(), 1, 1)
 
-	got := bob.next()
+	got := bob.Next()
 	wantType(t, got, transport.TypeServerMessage)
 	if got.Sequence != 1 {
 		t.Fatalf("server_message sequence %d, want 1", got.Sequence)
@@ -67,7 +67,7 @@ func exchange[M, Msg any](t *testing.T, st store.Store[M, Msg], ser transport.Se
 	}
 
 	srv.Incoming("bob", resync(t, format))
-	snap := bob.next()
+	snap := bob.Next()
 	wantType(t, snap, transport.TypeSnapshot)
 	if snap.Sequence != 1 || snap.Epoch == "" {
 		t.Fatalf("snapshot sequence %d epoch %q, want 1 and an epoch", snap.Sequence, snap.Epoch)
@@ -114,9 +114,9 @@ func TestAnswersInTheClientsFormat(t *testing.T) {
 		alice.send(b)
 	})
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 1, transport.FormatMsgPack))
-	wantAck(t, alice.next(), 1, 1)
+	wantAck(t, alice.Next(), 1, 1)
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 2, transport.FormatJSON))
-	wantAck(t, alice.next(), 2, 2)
+	wantAck(t, alice.Next(), 2, 2)
 	mu.Lock()
 	defer mu.Unlock()
 	if transport.DetectFormat(raw[0]) != transport.FormatMsgPack || transport.DetectFormat(raw[1]) != transport.FormatJSON {
@@ -131,7 +131,7 @@ func TestExactlyOnce(t *testing.T) {
 	srv.Connect("alice", alice.send)
 	for id := uint64(1); id <= 3; id++ {
 		srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), id, transport.FormatJSON))
-		wantAck(t, alice.next(), id, id)
+		wantAck(t, alice.Next(), id, id)
 	}
 	// The connection drops and comes back; the client resends what it has
 	// not seen acknowledged, and one message it had.
@@ -139,14 +139,14 @@ func TestExactlyOnce(t *testing.T) {
 	alice = newRecorder(t)
 	srv.Connect("alice", alice.send)
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 3, transport.FormatJSON))
-	wantAck(t, alice.next(), 3, 3) // the last applied id: its own sequence
+	wantAck(t, alice.Next(), 3, 3) // the last applied id: its own sequence
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 2, transport.FormatJSON))
-	wantAck(t, alice.next(), 0, 2) // older: applied, sequence no longer known
+	wantAck(t, alice.Next(), 0, 2) // older: applied, sequence no longer known
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 4, transport.FormatJSON))
-	wantAck(t, alice.next(), 4, 4)
+	wantAck(t, alice.Next(), 4, 4)
 	// Messages without an id are always applied.
 	srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 0, transport.FormatJSON))
-	wantAck(t, alice.next(), 5, 0)
+	wantAck(t, alice.Next(), 5, 0)
 	if m, seq := state(t, srv); m.Count != 5 || seq != 5 {
 		t.Fatalf("model %+v at sequence %d, want count 5 at 5", m, seq)
 	}
@@ -176,18 +176,18 @@ func TestBadInput(t *testing.T) {
 				srv.Connect("alice", alice.send)
 				srv.Connect("bob", bob.send)
 				srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 1, format))
-				wantAck(t, alice.next(), 1, 1)
+				wantAck(t, alice.Next(), 1, 1)
 
 				srv.Incoming("alice", tc.data)
-				wantError(t, alice.next(), tc.code)
+				wantError(t, alice.Next(), tc.code)
 
 				// Nothing changed, no sequence was used, and the store serves on.
 				if m, seq := state(t, srv); m.Count != 1 || seq != 1 {
 					t.Fatalf("after bad input: model %+v at sequence %d, want count 1 at 1", m, seq)
 				}
 				srv.Incoming("alice", clientMessage(t, ser, CounterMsg(Increment{}), 8, format))
-				wantAck(t, alice.next(), 2, 8)
-				for _, f := range bob.all() {
+				wantAck(t, alice.Next(), 2, 8)
+				for _, f := range bob.Frames() {
 					if f.Type != transport.TypeServerMessage {
 						t.Fatalf("the other client got a %v frame", f.Type)
 					}
@@ -202,7 +202,7 @@ func TestRejectedCarriesTheID(t *testing.T) {
 	alice := newRecorder(t)
 	srv.Connect("alice", alice.send)
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Boom{}), 9, transport.FormatJSON))
-	f := alice.next()
+	f := alice.Next()
 	wantError(t, f, transport.CodeRejected)
 	if f.ID != 9 || !strings.Contains(f.Reason, "boom") {
 		t.Fatalf("rejected error %+v, want id 9 and the panic's text", f)
@@ -220,7 +220,7 @@ func TestValidatorRejects(t *testing.T) {
 	alice := newRecorder(t)
 	srv.Connect("alice", alice.send)
 	srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: -1}), 1, transport.FormatJSON))
-	f := alice.next()
+	f := alice.Next()
 	wantError(t, f, transport.CodeRejected)
 	if !strings.Contains(f.Reason, "cannot add -1") {
 		t.Fatalf("reason %q does not say why", f.Reason)
@@ -266,7 +266,7 @@ func TestHookPanicKeepsServing(t *testing.T) {
 	srv.Connect("alice", alice.send)
 	for id := uint64(1); id <= 3; id++ {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), id, transport.FormatJSON))
-		wantAck(t, alice.next(), id, id)
+		wantAck(t, alice.Next(), id, id)
 	}
 	if m, seq := state(t, srv); m.Count != 3 || seq != 3 {
 		t.Fatalf("model %+v at %d, want 3 at 3", m, seq)
@@ -291,8 +291,8 @@ func TestSendPanicStopsOnlyThatClient(t *testing.T) {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), id, transport.FormatJSON))
 	}
 	for id := uint64(1); id <= 20; id++ {
-		wantAck(t, alice.next(), id, id)
-		f := bob.next()
+		wantAck(t, alice.Next(), id, id)
+		f := bob.Next()
 		wantType(t, f, transport.TypeServerMessage)
 		if f.Sequence != id {
 			t.Fatalf("bob got sequence %d, want %d", f.Sequence, id)
@@ -309,15 +309,15 @@ func TestReconnectReplacesTheOldConnection(t *testing.T) {
 	srv.Connect("alice", old.send)
 	srv.Connect("bob", bob.send)
 	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 1, transport.FormatJSON))
-	wantType(t, old.next(), transport.TypeServerMessage)
+	wantType(t, old.Next(), transport.TypeServerMessage)
 	srv.Connect("alice", fresh.send)
 	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 2, transport.FormatJSON))
-	f := fresh.next()
+	f := fresh.Next()
 	if f.Type != transport.TypeServerMessage || f.Sequence != 2 {
 		t.Fatalf("new connection got %+v, want server_message 2", f)
 	}
 	state(t, srv) // everything before has been processed
-	if n := old.count(); n != 1 {
+	if n := old.Count(); n != 1 {
 		t.Fatalf("the replaced connection got %d frames, want 1", n)
 	}
 }
@@ -329,9 +329,9 @@ func TestDisconnectedClientGetsNothing(t *testing.T) {
 	srv.Connect("bob", bob.send)
 	srv.Disconnect("alice")
 	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 1, transport.FormatJSON))
-	wantAck(t, bob.next(), 1, 1)
+	wantAck(t, bob.Next(), 1, 1)
 	state(t, srv)
-	if n := alice.count(); n != 0 {
+	if n := alice.Count(); n != 0 {
 		t.Fatalf("a disconnected client got %d frames", n)
 	}
 }
@@ -382,19 +382,19 @@ func TestSlowClientGetsASnapshot(t *testing.T) {
 		t.Fatalf("store at sequence %d, want %d", seq, n)
 	}
 	testutil.Eventually(t, func() bool {
-		frames := fast.all()
+		frames := fast.Frames()
 		return len(frames) > 0 && frames[len(frames)-1].Sequence == n
 	}, "the fast client did not reach sequence %d", n)
-	checkConsistent(t, fast.all())
+	checkConsistent(t, fast.Frames())
 	close(gate)
 
 	// It may get an older snapshot first (asked for during the flood, and
 	// held by the blocked write): wait for the one that brings it to n.
 	testutil.Eventually(t, func() bool {
-		frames := slow.all()
+		frames := slow.Frames()
 		return len(frames) > 0 && frames[len(frames)-1].Type == transport.TypeSnapshot && frames[len(frames)-1].Sequence == n
 	}, "the slow client got no snapshot of sequence %d", n)
-	frames := slow.all()
+	frames := slow.Frames()
 	if len(frames) > n/2 {
 		t.Fatalf("the slow client got %d frames: its outbox was not bounded", len(frames))
 	}
@@ -406,11 +406,11 @@ func TestSlowClientGetsASnapshot(t *testing.T) {
 		t.Fatalf("snapshot model %+v (%v), want count %d", m, err, n)
 	}
 	// It follows live updates again.
-	slow.skip()
+	slow.Skip()
 	srv.Incoming("writer", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), n+1, transport.FormatJSON))
-	f := slow.next()
+	f := slow.Next()
 	for f.Type != transport.TypeServerMessage {
-		f = slow.next()
+		f = slow.Next()
 	}
 	if f.Sequence != n+1 {
 		t.Fatalf("after the snapshot the slow client got sequence %d, want %d", f.Sequence, n+1)
@@ -462,7 +462,7 @@ func TestStopThenEverythingIsANoOp(t *testing.T) {
 	if _, _, _, err := srv.State(context.Background()); err != server.ErrStopped {
 		t.Fatalf("State after Stop: %v, want ErrStopped", err)
 	}
-	if n := alice.count(); n != 0 {
+	if n := alice.Count(); n != 0 {
 		t.Fatalf("got %d frames after stop", n)
 	}
 }
@@ -590,7 +590,7 @@ func TestManyServersStopWithoutLeaks(t *testing.T) {
 		srv.Incoming("alice", clientMessage(t, counterSerialiser(), CounterMsg(Add{N: i}), 1, transport.FormatJSON))
 	}
 	for i, srv := range servers {
-		wantAck(t, recorders[i].next(), 1, 1)
+		wantAck(t, recorders[i].Next(), 1, 1)
 		if m, _ := state(t, srv); m.Count != i {
 			t.Fatalf("server %d: count %d", i, m.Count)
 		}
@@ -625,17 +625,17 @@ func TestAttachWithTheSameConnectionIDKeepsTheConnection(t *testing.T) {
 	srv.ConnectSink("alice", 7, sinkOf(again, &againLetGo))
 	srv.Connect("bob", bob.send)
 	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 1, transport.FormatJSON))
-	if f := first.next(); f.Type != transport.TypeServerMessage || f.Sequence != 1 {
+	if f := first.Next(); f.Type != transport.TypeServerMessage || f.Sequence != 1 {
 		t.Fatalf("the attached connection got %+v, want server_message 1", f)
 	}
 	srv.ConnectSink("alice", 8, sinkOf(fresh, &freshLetGo))
 	srv.Incoming("bob", clientMessage(t, counterSerialiser(), CounterMsg(Increment{}), 2, transport.FormatJSON))
-	if f := fresh.next(); f.Type != transport.TypeServerMessage || f.Sequence != 2 {
+	if f := fresh.Next(); f.Type != transport.TypeServerMessage || f.Sequence != 2 {
 		t.Fatalf("the new connection got %+v, want server_message 2", f)
 	}
 	state(t, srv)
 	testutil.Eventually(t, func() bool { return firstLetGo.Load() == 1 }, "the replaced connection was not let go")
-	if again.count() != 0 || againLetGo.Load() != 0 || first.count() != 1 {
-		t.Fatalf("repeated attach: %d frames and %d let-go calls, first connection %d frames", again.count(), againLetGo.Load(), first.count())
+	if again.Count() != 0 || againLetGo.Load() != 0 || first.Count() != 1 {
+		t.Fatalf("repeated attach: %d frames and %d let-go calls, first connection %d frames", again.Count(), againLetGo.Load(), first.Count())
 	}
 }

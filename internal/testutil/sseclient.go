@@ -23,7 +23,7 @@ type SSEClient struct {
 	header http.Header
 	cancel context.CancelFunc
 
-	*frameLog
+	*FrameLog
 	keepAlives atomic.Int32 // comment lines seen
 	readErr    chan error   // the reader's final error
 }
@@ -45,7 +45,7 @@ func DialSSE(tb testing.TB, url string, header http.Header) *SSEClient {
 		cancel()
 		tb.Fatalf("open event stream %s: HTTP %d %q: %s", url, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	c := &SSEClient{tb: tb, url: url, header: header, cancel: cancel, frameLog: &frameLog{tb: tb}, readErr: make(chan error, 1)}
+	c := &SSEClient{tb: tb, url: url, header: header, cancel: cancel, FrameLog: NewFrameLog(tb), readErr: make(chan error, 1)}
 	go c.read(resp.Body)
 	tb.Cleanup(cancel)
 	return c
@@ -90,7 +90,7 @@ func (c *SSEClient) read(body io.ReadCloser) {
 			if err != nil {
 				c.tb.Errorf("undecodable frame from the server %q: %v", raw, err)
 			} else {
-				c.add(f)
+				c.Add(f)
 			}
 			data.Reset()
 			event = ""

@@ -17,7 +17,7 @@ type WSClient struct {
 	tb   testing.TB
 	Conn *websocket.Conn
 
-	*frameLog
+	*FrameLog
 	typesMu sync.Mutex
 	types   []int      // guarded by typesMu; WebSocket message type of each frame
 	readErr chan error // the reader's final error
@@ -35,7 +35,7 @@ func DialWS(tb testing.TB, url string, header http.Header) *WSClient {
 		}
 		tb.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
 	}
-	c := &WSClient{tb: tb, Conn: conn, frameLog: &frameLog{tb: tb}, readErr: make(chan error, 1)}
+	c := &WSClient{tb: tb, Conn: conn, FrameLog: NewFrameLog(tb), readErr: make(chan error, 1)}
 	go c.read()
 	tb.Cleanup(func() { _ = conn.Close() })
 	return c
@@ -56,7 +56,7 @@ func (c *WSClient) read() {
 		c.typesMu.Lock()
 		c.types = append(c.types, mt)
 		c.typesMu.Unlock()
-		c.add(f)
+		c.Add(f)
 	}
 }
 
